@@ -65,6 +65,7 @@ class Teacher:
 
     model_id = "teacher"
     concurrency = 1
+    min_mass = MIN_MASS
 
     def __init__(self, cache: ResponseCache | None = None, usage: Usage | None = None):
         self.cache = cache if cache is not None else ResponseCache()
@@ -120,7 +121,7 @@ class Teacher:
                     first_error.append(e)
                 return
             p, mass = self._parse(ans, choices)
-            if mass < MIN_MASS:
+            if mass < self.min_mass:
                 self.usage.add(unusable=1)
             else:
                 out[i] = p

@@ -47,12 +47,14 @@ class OpenAITeacher(Teacher):
         self.usage.price_prompt_per_1k = price_prompt_per_1k
         self.usage.price_completion_per_1k = price_completion_per_1k
         self._logprobs_supported: bool | None = None
+        self._json_schema_ok: bool | None = None
 
     def params(self) -> dict:
         return {"endpoint": self.endpoint, "top_logprobs": self.top_logprobs}
 
     # -- HTTP with retries ------------------------------------------------------------------------------
-    def _post(self, path: str, payload: dict) -> tuple[dict, int]:
+    def _post(self, path: str, payload: dict, max_retries: int | None = None) -> tuple[dict, int]:
+        max_retries = self.retries if max_retries is None else max_retries
         retries = 0
         delay = self.backoff
         while True:
@@ -82,7 +84,7 @@ class OpenAITeacher(Teacher):
                 err = f"timed out waiting for {self.base_url}{path}"
             except httpx.TransportError as e:
                 err = f"connection to {self.base_url}{path} failed ({type(e).__name__}: {e})"
-            if retries >= self.retries:
+            if retries >= max_retries:
                 raise TeacherError(f"{err}; gave up after {retries} retries")
             retries += 1
             time.sleep(delay * (0.75 + 0.5 * random.random()))
@@ -159,22 +161,33 @@ class OpenAITeacher(Teacher):
     # -- generation -------------------------------------------------------------------------------------
     def _generate(self, prompt: str, max_tokens: int = 512, temperature: float = 0.8, seed: int = 0,
                   grammar: str | None = None, schema: dict | None = None) -> tuple[str, dict]:
+        """Free text; with a schema, constrained JSON through the chat endpoint's response_format (json_schema,
+        falling back to json_object with a schema, which llama.cpp's server wants); with a grammar, llama.cpp's
+        GBNF extension on the completions endpoint."""
         t0 = time.perf_counter()
-        path, payload = self._payload(prompt, logprobs=False, temperature=temperature, max_tokens=max_tokens)
-        payload["seed"] = seed
-        if grammar:
-            payload["grammar"] = grammar  # llama.cpp extension
+        retries = 0
         if schema is not None:
-            payload["response_format"] = {"type": "json_schema", "json_schema": {"name": "items", "schema": schema}}
-        try:
-            body, r = self._post(path, payload)
-        except TeacherError as e:
-            if schema is None or "HTTP 5" not in str(e):
-                raise
-            # llama.cpp server answers json_schema with HTTP 500: fall back to json_object with a schema
-            payload["response_format"] = {"type": "json_object", "schema": schema}
-            body, r = self._post(path, payload)
-        use = self._usage(body) | {"retries": r, "seconds": time.perf_counter() - t0}
+            payload = {"model": self.model, "max_tokens": max_tokens, "temperature": temperature, "seed": seed,
+                       "messages": [{"role": "user", "content": prompt}]}
+            body = None
+            if self._json_schema_ok is not False:
+                payload["response_format"] = {"type": "json_schema",
+                                              "json_schema": {"name": "answer", "schema": schema}}
+                try:
+                    body, retries = self._post("/chat/completions", payload, max_retries=0)
+                    self._json_schema_ok = True
+                except TeacherError:
+                    self._json_schema_ok = False
+            if body is None:
+                payload["response_format"] = {"type": "json_object", "schema": schema}
+                body, retries = self._post("/chat/completions", payload)
+        else:
+            path, payload = self._payload(prompt, logprobs=False, temperature=temperature, max_tokens=max_tokens)
+            payload["seed"] = seed
+            if grammar:
+                payload["grammar"] = grammar  # llama.cpp extension
+            body, retries = self._post(path, payload)
+        use = self._usage(body) | {"retries": retries, "seconds": time.perf_counter() - t0}
         return self._text(body), use
 
     def close(self) -> None:
