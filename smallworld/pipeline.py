@@ -298,7 +298,8 @@ def train(cfg: TrainConfig) -> dict:
                            "disagreements": len(disagreements)},
                 "teacher": teacher_info, "metrics": metrics, "thresholds": thresholds,
                 "timings": {k: round(v, 3) for k, v in timings.items()},
-                "artifacts": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())}
+                "artifacts": {str(p.relative_to(out)): sha256_file(str(p)) for p in sorted(out.rglob("*"))
+                              if p.is_file() and p.name != "manifest.json"} | {"manifest.json": None}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
