@@ -51,7 +51,9 @@ def train(
     shots: int = typer.Option(3, "--shots", help="demonstrations per class"),
     alpha: float = typer.Option(1.0, "--alpha", help="weight of given labels"),
     beta: float = typer.Option(1.0, "--beta", help="weight of teacher labels (times confidence)"),
-    temperature: float = typer.Option(0.5, "--temperature", help="teacher probability temperature (<1 sharpens)"),
+    temperature: float = typer.Option(1.0, "--temperature", help="teacher probability temperature (<1 sharpens)"),
+    targets: str = typer.Option("raw", "--targets", help="teacher probabilities the student learns: raw or calibrated"),
+    confidence_weight: bool = typer.Option(False, "--confidence-weight", help="weight teacher rows by confidence"),
     noisy: str = typer.Option("downweight", "--noisy", help="rows a confident teacher contradicts: keep, drop, relabel, downweight"),
     cache: Optional[str] = typer.Option(None, "--cache", help="teacher cache (SQLite) path"),
     seed: int = typer.Option(0, "--seed"),
@@ -66,7 +68,7 @@ def train(
                           endpoint=endpoint, concurrency=concurrency, cache=cache, budget=budget,
                           calibration=calibration, teacher_eval=teacher_eval, shots=shots, prompt=prompt,
                           holdout_sources=list(holdout_source), seed_size=seed_size, alpha=alpha, beta=beta,
-                          temperature=temperature, noisy=noisy, seed=seed, on_error=on_error)
+                          temperature=temperature, targets=targets, confidence_weight=confidence_weight, noisy=noisy, seed=seed, on_error=on_error)
         m = run_train(cfg)
         typer.echo(comparison_table(m))
         typer.echo(f"model written to {out}")
@@ -141,7 +143,7 @@ def label(file: str = typer.Argument(..., help="rows to label"),
                 P = L.ask(te, t, prompts, on_done=adv)
         finally:
             te.close()
-            info(te.usage.render())
+            info(te.usage.render(), markup=False)
         D.write_jsonl(out, ({"id": r["id"], "probs": {lab: round(float(x), 6) for lab, x in zip(t.labels, p)}}
                             for r, p in zip(rows, P) if not __import__("numpy").isnan(p).any()))
         info(f"wrote {out}")

@@ -24,5 +24,5 @@ def bar(description: str, total: int, enabled: bool = True):
         yield lambda *_: p.advance(t)
 
 
-def info(msg: str) -> None:
-    console.print(msg, highlight=False)
+def info(msg: str, markup: bool = True) -> None:
+    console.print(msg, highlight=False, markup=markup)
