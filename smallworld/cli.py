@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -29,6 +28,11 @@ def _run(fn):
 
 
 TeacherOpt = typer.Option("embedded", "--teacher", help="'embedded', an OpenAI-compatible base URL, or 'none'")
+TimeoutOpt = typer.Option(60.0, "--timeout", help="seconds per teacher request")
+RetriesOpt = typer.Option(5, "--retries", help="retries on 429/5xx/timeouts, with exponential backoff")
+KeyEnvOpt = typer.Option("OPENAI_API_KEY", "--api-key-env", help="environment variable holding the API key")
+PricePOpt = typer.Option(0.0, "--price-prompt", help="price per 1k prompt tokens (for the cost in the ledger)")
+PriceCOpt = typer.Option(0.0, "--price-completion", help="price per 1k completion tokens")
 
 
 @app.command()
@@ -42,6 +46,8 @@ def train(
     teacher_model: Optional[str] = typer.Option(None, "--teacher-model", help="model name on the server"),
     endpoint: str = typer.Option("completions", "--endpoint", help="completions or chat"),
     concurrency: int = typer.Option(4, "--concurrency", help="teacher requests in flight (servers)"),
+    timeout: float = TimeoutOpt, retries: int = RetriesOpt, api_key_env: str = KeyEnvOpt,
+    price_prompt: float = PricePOpt, price_completion: float = PriceCOpt,
     budget: int = typer.Option(300, "--budget", help="teacher calls on unlabelled rows"),
     calibration: int = typer.Option(100, "--calibration", help="teacher calls on seed rows for calibration"),
     teacher_eval: int = typer.Option(200, "--teacher-eval", help="teacher calls on evaluation rows"),
@@ -65,7 +71,9 @@ def train(
     def go():
         cfg = TrainConfig(task=task, labelled=labelled, out=out, unlabelled=list(unlabelled), dev=dev,
                           teacher=None if teacher == "none" else teacher, teacher_model=teacher_model,
-                          endpoint=endpoint, concurrency=concurrency, cache=cache, budget=budget,
+                          endpoint=endpoint, concurrency=concurrency, timeout=timeout, retries=retries,
+                          api_key_env=api_key_env, price_prompt_per_1k=price_prompt,
+                          price_completion_per_1k=price_completion, cache=cache, budget=budget,
                           calibration=calibration, teacher_eval=teacher_eval, shots=shots, prompt=prompt,
                           holdout_sources=list(holdout_source), seed_size=seed_size, alpha=alpha, beta=beta,
                           temperature=temperature, targets=targets, confidence_weight=confidence_weight, noisy=noisy, seed=seed, on_error=on_error)
@@ -105,6 +113,10 @@ def evaluate(model_dir: str = typer.Argument(...), file: str = typer.Argument(..
     _run(go)
 
 
+def _r6(x) -> float:
+    return round(float(x), 6)
+
+
 def _fmt(x):
     return "-" if x is None else f"{x:.4f}"
 
@@ -115,14 +127,19 @@ def label(file: str = typer.Argument(..., help="rows to label"),
           teacher: str = TeacherOpt, teacher_model: Optional[str] = typer.Option(None, "--teacher-model"),
           endpoint: str = typer.Option("completions", "--endpoint"),
           concurrency: int = typer.Option(4, "--concurrency"),
+          timeout: float = TimeoutOpt, retries: int = RetriesOpt, api_key_env: str = KeyEnvOpt,
+          price_prompt: float = PricePOpt, price_completion: float = PriceCOpt,
           labelled: Optional[str] = typer.Option(None, "--labelled", help="seed for demonstrations and calibration"),
           prompt: str = typer.Option("hybrid", "--prompt", help="hybrid, similar, fixed or zero"),
           shots: int = typer.Option(3, "--shots"), limit: Optional[int] = typer.Option(None, "--limit"),
+          calibration: int = typer.Option(100, "--calibration", help="seed rows labelled to calibrate (0: none)"),
           cache: Optional[str] = typer.Option(None, "--cache"), on_error: str = typer.Option("raise", "--on-error")):
-    """Label rows with the teacher: writes JSONL rows with id and probs (one per task label)."""
+    """Label rows with the teacher: JSONL rows with id, probs (calibrated on the seed when given) and raw."""
+    import numpy as np
+
     from . import data as D
     from . import label as L
-    from .progress import bar, info
+    from .progress import info
     from .tasks import load_task
     from .teacher import make_teacher
 
@@ -136,17 +153,23 @@ def label(file: str = typer.Argument(..., help="rows to label"),
             seed = [r for r in D.read_rows(labelled, on_error=on_error) if "label" in r]
             D.check_labels(seed, t.labels, labelled)
         demos = L.Demonstrations(t, seed, k=shots, mode=prompt) if seed else None
-        te = make_teacher(teacher, cache_path=cache, model=teacher_model, endpoint=endpoint, concurrency=concurrency)
+        te = make_teacher(teacher, cache_path=cache, model=teacher_model, endpoint=endpoint, concurrency=concurrency,
+                          timeout=timeout, retries=retries, api_key_env=api_key_env,
+                          price_prompt_per_1k=price_prompt, price_completion_per_1k=price_completion)
+        cal = None
         try:
-            prompts = L.build_prompts(t, [r["text"] for r in rows], demos)
-            with bar("teacher: labelling", len(prompts)) as adv:
-                P = L.ask(te, t, prompts, on_done=adv)
+            if seed and calibration:
+                cal_rows = L.calibration_rows(demos, seed, calibration, 1)
+                P_cal = L.ask_rows(te, t, demos, cal_rows, "teacher: calibration rows", exclude=True)
+                cal = L.Calibrator(len(t.labels)).fit(P_cal, np.array([t.labels.index(r["label"]) for r in cal_rows]))
+            P = L.ask_rows(te, t, demos, rows, "teacher: labelling")
         finally:
             te.close()
             info(te.usage.render(), markup=False)
-        D.write_jsonl(out, ({"id": r["id"], "probs": {lab: round(float(x), 6) for lab, x in zip(t.labels, p)}}
-                            for r, p in zip(rows, P) if not __import__("numpy").isnan(p).any()))
-        info(f"wrote {out}")
+        Pc = cal.transform(P) if cal is not None else P
+        D.write_jsonl(out, ({"id": r["id"], "probs": dict(zip(t.labels, map(_r6, pc))), "raw": dict(zip(t.labels, map(_r6, p)))}
+                            for r, p, pc in zip(rows, P, Pc) if not np.isnan(p).any()))
+        info(f"wrote {out}" + (" (probabilities calibrated on the labelled seed)" if cal is not None and cal.coef is not None else ""))
 
     _run(go)
 
@@ -184,7 +207,7 @@ def teacher_fetch():
     from rich.progress import Progress
 
     from .progress import console
-    from .teacher.embedded import GGUF_SIZE, assemble, model_path
+    from .teacher.embedded import GGUF_SIZE, assemble
 
     def go():
         with Progress(console=console) as p:
@@ -204,6 +227,26 @@ def demo(data: str = typer.Option("../shared/data", "--data", help="the shared d
     from .demo import run_demo
 
     _run(lambda: run_demo(data, out, budget, seed_size, teacher))
+
+
+@app.command()
+def serve(model_dir: str = typer.Argument(...),
+          host: str = typer.Option("127.0.0.1", "--host", help="address to bind; off loopback a token is required"),
+          port: int = typer.Option(8080, "--port"),
+          token_env: str = typer.Option("SMALLWORLD_TOKEN", "--token-env",
+                                        help="environment variable holding the bearer token"),
+          max_batch: int = typer.Option(10_000, "--max-batch", help="items per batch request"),
+          max_body_bytes: int = typer.Option(16 << 20, "--max-body-bytes", help="bytes per request body"),
+          max_item_bytes: int = typer.Option(1 << 20, "--max-item-bytes", help="bytes per item's text"),
+          timeout: float = typer.Option(30.0, "--timeout", help="seconds to receive a body, and to score a batch")):
+    """Serve a model over HTTP: POST /v1/score and /v1/score/batch, GET /v1/model, /healthz, /metrics."""
+    import os
+
+    from .serve.http import serve as run_server
+
+    _run(lambda: run_server(model_dir, host=host, port=port, token=os.environ.get(token_env) or None,
+                            token_env=token_env, max_batch=max_batch, max_body_bytes=max_body_bytes,
+                            max_item_bytes=max_item_bytes, timeout_s=timeout))
 
 
 if __name__ == "__main__":

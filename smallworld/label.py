@@ -107,6 +107,33 @@ def ask(teacher, task: Task, prompts: Sequence[str], on_done: Callable[[int], No
     return out
 
 
+def ask_rows(teacher, task: Task, demos: "Demonstrations | None", rows: Sequence[dict], desc: str,
+             progress: bool = True, exclude: bool = False) -> np.ndarray:
+    """Teacher probabilities for rows, with a progress bar; ``exclude`` keeps each row out of its own
+    demonstrations (for labelling seed rows)."""
+    from .progress import bar
+
+    if not rows:
+        return np.zeros((0, len(task.labels)))
+    prompts = build_prompts(task, [r["text"] for r in rows], demos,
+                            exclude_ids=[r["id"] for r in rows] if exclude else None)
+    with bar(desc, len(prompts), progress) as advance:
+        return ask(teacher, task, prompts, on_done=advance)
+
+
+def sample_idx(n: int, k: int, seed: int) -> np.ndarray:
+    if k >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def calibration_rows(demos: "Demonstrations", seed_rows: Sequence[dict], n: int, seed: int) -> list[dict]:
+    """Up to n seed rows for calibration, never one shown to every item as a fixed demonstration."""
+    fixed = demos.fixed_ids()
+    pool = [r for r in seed_rows if r["id"] not in fixed and r.get("label") in demos.task.labels]
+    return [pool[i] for i in sample_idx(len(pool), n, seed)]
+
+
 # -- calibration ------------------------------------------------------------------------------------------
 class Calibrator:
     """Maps raw teacher probabilities to calibrated ones, fitted on labelled rows the teacher answered.

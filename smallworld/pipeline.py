@@ -21,7 +21,7 @@ from . import data as D
 from . import evaluate as E
 from . import label as L
 from .errors import SmallworldError
-from .progress import bar, info
+from .progress import info
 from .student import modelfile
 from .student.linear import LinearStudent
 from .tasks import Task, load_task
@@ -38,6 +38,11 @@ class TrainConfig:
     teacher_model: str | None = None
     endpoint: str = "completions"
     concurrency: int = 4
+    timeout: float = 60.0
+    retries: int = 5
+    api_key_env: str = "OPENAI_API_KEY"
+    price_prompt_per_1k: float = 0.0
+    price_completion_per_1k: float = 0.0
     cache: str | None = None
     budget: int = 300
     calibration: int = 100       # teacher calls on seed rows: calibration and the noisy-label check
@@ -119,12 +124,6 @@ def onehot(task: Task, labels: list[str]) -> np.ndarray:
     return Y
 
 
-def _sample_idx(n: int, k: int, seed: int) -> np.ndarray:
-    if k >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
-
-
 def train(cfg: TrainConfig) -> dict:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -169,22 +168,21 @@ def train(cfg: TrainConfig) -> dict:
 
         t0 = time.perf_counter()
         teacher = make_teacher(cfg.teacher, cache_path=cfg.cache, model=cfg.teacher_model, endpoint=cfg.endpoint,
-                               concurrency=cfg.concurrency)
+                               concurrency=cfg.concurrency, timeout=cfg.timeout, retries=cfg.retries,
+                               api_key_env=cfg.api_key_env, price_prompt_per_1k=cfg.price_prompt_per_1k,
+                               price_completion_per_1k=cfg.price_completion_per_1k)
         demos = L.Demonstrations(task, seed_rows, k=cfg.shots, mode=cfg.prompt)
         try:
             # calibration rows from the seed (each without itself among its demonstrations)
-            # (rows shown to every item as fixed demonstrations would see their own answer: not used)
-            fixed = demos.fixed_ids()
-            pool = [r for r in seed_rows if r["id"] not in fixed]
-            cal_rows = [pool[i] for i in _sample_idx(len(pool), cfg.calibration, cfg.seed + 1)]
-            P_cal_raw = _ask(teacher, task, demos, cal_rows, "teacher: calibration rows", cfg.progress, exclude=True)
-            P_unl_raw = _ask(teacher, task, demos, chosen, "teacher: unlabelled rows", cfg.progress)
+            cal_rows = L.calibration_rows(demos, seed_rows, cfg.calibration, cfg.seed + 1)
+            P_cal_raw = L.ask_rows(teacher, task, demos, cal_rows, "teacher: calibration rows", cfg.progress, exclude=True)
+            P_unl_raw = L.ask_rows(teacher, task, demos, chosen, "teacher: unlabelled rows", cfg.progress)
             ev_sets = {"dev": dev, "heldout": heldout}
             ev_raw = {}
             for name, rows in ev_sets.items():
                 if rows and cfg.teacher_eval:
-                    idx = _sample_idx(len(rows), cfg.teacher_eval, cfg.seed + 2)
-                    ev_raw[name] = (idx, _ask(teacher, task, demos, [rows[i] for i in idx],
+                    idx = L.sample_idx(len(rows), cfg.teacher_eval, cfg.seed + 2)
+                    ev_raw[name] = (idx, L.ask_rows(teacher, task, demos, [rows[i] for i in idx],
                                               f"teacher: {name} rows (evaluation)", cfg.progress))
         finally:
             teacher.close()
@@ -311,15 +309,6 @@ def train(cfg: TrainConfig) -> dict:
                               if p.is_file() and p.name != "manifest.json"} | {"manifest.json": None}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
-
-
-def _ask(teacher, task, demos, rows, desc, progress, exclude=False) -> np.ndarray:
-    if not rows:
-        return np.zeros((0, len(task.labels)))
-    prompts = L.build_prompts(task, [r["text"] for r in rows], demos,
-                              exclude_ids=[r["id"] for r in rows] if exclude else None)
-    with bar(desc, len(prompts), progress) as advance:
-        return L.ask(teacher, task, prompts, on_done=advance)
 
 
 def _round(p) -> list[float]:

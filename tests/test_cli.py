@@ -59,7 +59,7 @@ def test_train_evaluate_score_label_with_a_server_teacher(llama_server, tmp_path
     cli("label", "--task", "cmdlines", "--teacher", llama_server.url, TELE, "--labelled", SEED, "--out", lab,
         "--cache", cache)
     got = [json.loads(x) for x in lab.read_text().splitlines()]
-    assert got and all(set(g["probs"]) == {"malicious", "benign"} for g in got)
+    assert got and all(set(g["probs"]) == set(g["raw"]) == {"malicious", "benign"} for g in got)
     assert all(abs(sum(g["probs"].values()) - 1) < 1e-4 for g in got)
 
 
@@ -69,7 +69,7 @@ def test_killed_labelling_resumes_without_asking_twice(llama_server, tmp_path, d
     src = [json.loads(x) for x in __import__("gzip").open(data_dir / "cmdlines" / "telemetry.jsonl.gz", "rt")][:40]
     items.write_text("".join(json.dumps(r) + "\n" for r in src))
     args = [sys.executable, "-m", "smallworld.cli", "label", "--task", "cmdlines", "--teacher", llama_server.url,
-            str(items), "--labelled", str(SEED), "--out", str(tmp_path / "l.jsonl"), "--cache", str(cache),
+            str(items), "--labelled", str(SEED), "--calibration", "0", "--out", str(tmp_path / "l.jsonl"), "--cache", str(cache),
             "--concurrency", "2"]
     p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 300
@@ -88,7 +88,7 @@ def test_killed_labelling_resumes_without_asking_twice(llama_server, tmp_path, d
     kept = sqlite3.connect(cache).execute("SELECT COUNT(*) FROM answers").fetchone()[0]
     assert 8 <= kept < 40, "the kill must land mid-run"
     r = cli("label", "--task", "cmdlines", "--teacher", llama_server.url, items, "--labelled", SEED,
-            "--out", tmp_path / "l.jsonl", "--cache", cache)
+            "--calibration", "0", "--out", tmp_path / "l.jsonl", "--cache", cache)
     calls, hits = _usage(r.stderr)
     assert hits == kept and calls == 40 - kept  # nothing asked twice, nothing lost
     assert sqlite3.connect(cache).execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 40
