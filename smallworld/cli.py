@@ -49,6 +49,8 @@ def train(
     timeout: float = TimeoutOpt, retries: int = RetriesOpt, api_key_env: str = KeyEnvOpt,
     price_prompt: float = PricePOpt, price_completion: float = PriceCOpt,
     budget: int = typer.Option(300, "--budget", help="teacher calls on unlabelled rows"),
+    strategy: str = typer.Option("random", "--strategy", help="what to ask: random, uncertainty, diversity, dedup, combined"),
+    rounds: int = typer.Option(1, "--rounds", help="alternate train -> select -> ask this many times, splitting the budget"),
     calibration: int = typer.Option(100, "--calibration", help="teacher calls on seed rows for calibration"),
     teacher_eval: int = typer.Option(200, "--teacher-eval", help="teacher calls on evaluation rows"),
     seed_size: Optional[int] = typer.Option(None, "--seed-size", help="sample this many labelled rows as the seed"),
@@ -73,7 +75,7 @@ def train(
                           teacher=None if teacher == "none" else teacher, teacher_model=teacher_model,
                           endpoint=endpoint, concurrency=concurrency, timeout=timeout, retries=retries,
                           api_key_env=api_key_env, price_prompt_per_1k=price_prompt,
-                          price_completion_per_1k=price_completion, cache=cache, budget=budget,
+                          price_completion_per_1k=price_completion, cache=cache, budget=budget, strategy=strategy, rounds=rounds,
                           calibration=calibration, teacher_eval=teacher_eval, shots=shots, prompt=prompt,
                           holdout_sources=list(holdout_source), seed_size=seed_size, alpha=alpha, beta=beta,
                           temperature=temperature, targets=targets, confidence_weight=confidence_weight, noisy=noisy, seed=seed, on_error=on_error)
@@ -247,6 +249,23 @@ def serve(model_dir: str = typer.Argument(...),
     _run(lambda: run_server(model_dir, host=host, port=port, token=os.environ.get(token_env) or None,
                             token_env=token_env, max_batch=max_batch, max_body_bytes=max_body_bytes,
                             max_item_bytes=max_item_bytes, timeout_s=timeout))
+
+
+@app.command()
+def compress(model_dir: str = typer.Argument(..., help="a saved model directory"),
+             out: str = typer.Option(..., "--out", help="directory for the compressed model"),
+             dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, float16 or int8 (default: the model's)"),
+             dim_bits: Optional[int] = typer.Option(None, "--dim-bits", help="fold the hash table to 2**N buckets")):
+    """Shrink a model without retraining: fold its hash table to fewer buckets, store float16 or int8 weights."""
+    from .student.compress import compress as run_compress, model_bytes
+
+    def go():
+        d = run_compress(model_dir, out, dtype=dtype, dim_bits=dim_bits)
+        h = json.loads((d / "model.json").read_text(encoding="utf-8"))
+        typer.echo(f"{model_dir}: {model_bytes(model_dir):,} bytes -> {d}: {model_bytes(d):,} bytes "
+                   f"({h['dtype']}, dim_bits {h['features']['dim_bits']})")
+
+    _run(go)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def _iter_lines(path: str, stats: ReadStats, on_error: str) -> Iterator[tuple[in
             try:
                 raw = f.readline(MAX_LINE_BYTES + 1)
             except (EOFError, OSError, zlib.error) as e:
-                raise DataError(f"{path}: line {n + 1}: cannot read compressed data ({e}); is the file truncated?") from None
+                raise _unreadable(path, n + 1, e) from None
             if not raw:
                 return
             n += 1
@@ -95,18 +95,37 @@ def _iter_lines(path: str, stats: ReadStats, on_error: str) -> Iterator[tuple[in
                     raw = f.readline(MAX_LINE_BYTES)
                 _fail(stats, on_error, f"{path}: line {n}: longer than {MAX_LINE_BYTES} bytes", "too long")
                 continue
-            if b"\x00" in raw:
-                _fail(stats, on_error, f"{path}: line {n}: contains NUL bytes", "NUL bytes")
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                _fail(stats, on_error, f"{path}: line {n}: invalid UTF-8 at byte {e.start}", "invalid UTF-8")
-                continue
-            yield n, line.rstrip("\r\n")
+            line = _decode_line(raw, path, n, stats, on_error)
+            if line is not None:
+                yield n, line
     finally:
         if f is not sys.stdin.buffer:
             f.close()
+
+
+def _unreadable(path: str, n: int, e: Exception) -> DataError:
+    return DataError(f"{path}: line {n}: cannot read compressed data ({e}); is the file truncated?")
+
+
+def _decode_line(raw: bytes, path: str, n: int, stats: ReadStats, on_error: str) -> str | None:
+    """A raw line's text without its line ending; None (or an error) for NUL bytes and bad UTF-8."""
+    if b"\x00" in raw:
+        _fail(stats, on_error, f"{path}: line {n}: contains NUL bytes", "NUL bytes")
+        return None
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        _fail(stats, on_error, f"{path}: line {n}: invalid UTF-8 at byte {e.start}", "invalid UTF-8")
+        return None
+    return line.rstrip("\r\n")
+
+
+def _line_row(n: int, line: str, stats: ReadStats) -> dict | None:
+    """The row of a plain line: id = line number; blank lines are no rows."""
+    if not line.strip():
+        return None
+    stats.rows += 1
+    return {"id": str(n), "text": line}
 
 
 def _fail(stats: ReadStats, on_error: str, message: str, reason: str) -> None:
@@ -118,9 +137,18 @@ def _fail(stats: ReadStats, on_error: str, message: str, reason: str) -> None:
 
 def iter_rows(path: str | Path, text_field: str = "text", on_error: str = "raise",
               stats: ReadStats | None = None, fmt: str | None = None) -> Iterator[dict]:
-    """Stream rows from one file (or '-' for stdin) in constant memory."""
+    """Stream rows from one file (or '-' for stdin) in constant memory.
+
+    Plain-lines files and stdin come as a :class:`LineRows` (an iterator like the others, which also lets a
+    consumer read the lines in bulk); everything else as a generator."""
     path = str(path)
     stats = stats if stats is not None else ReadStats()
+    if (fmt or _kind(path)) == "lines" and (path == "-" or Path(path).is_file()):
+        return LineRows(path, text_field, on_error, stats)
+    return _iter_rows(path, text_field, on_error, stats, fmt)
+
+
+def _iter_rows(path: str, text_field: str, on_error: str, stats: ReadStats, fmt: str | None) -> Iterator[dict]:
     if path != "-" and not Path(path).exists():
         raise DataError(f"{path}: no such file")
     if path != "-" and Path(path).is_dir():
@@ -149,9 +177,9 @@ def iter_rows(path: str | Path, text_field: str = "text", on_error: str = "raise
         lines = _chain([first], lines)
     for n, line in lines:
         if kind == "lines":
-            if line.strip():
-                stats.rows += 1
-                yield {"id": str(n), "text": line}
+            row = _line_row(n, line, stats)
+            if row is not None:
+                yield row
             continue
         if not line.strip():
             continue
@@ -176,6 +204,100 @@ def iter_rows(path: str | Path, text_field: str = "text", on_error: str = "raise
 def _chain(first: list, rest: Iterable):
     yield from first
     yield from rest
+
+
+class LineRows:
+    """The rows of a plain-lines file, or of stdin (JSON Lines if its first non-blank line is a JSON object,
+    else plain lines): an iterator of rows like :func:`iter_rows` gives for any input. Before iterating, a
+    consumer may instead read whole lines in bulk (``bulk_ok``, ``blocks``, ``block_rows``) and get the same
+    rows, line numbers, errors and counts as iterating would give."""
+
+    def __init__(self, path: str, text_field: str, on_error: str, stats: ReadStats):
+        self.path, self.text_field, self.on_error, self.stats = path, text_field, on_error, stats
+        self._it: Iterator[dict] | None = None
+
+    def __iter__(self) -> "LineRows":
+        return self
+
+    def __next__(self) -> dict:
+        if self._it is None:
+            self._it = _iter_rows(self.path, self.text_field, self.on_error, self.stats, "lines")
+        return next(self._it)
+
+    def bulk_ok(self) -> bool:
+        """Whether ``blocks`` may be used: nothing iterated yet, and plain lines (for stdin: its first
+        non-blank line, seen without consuming it, is not a JSON object; undecided counts as no)."""
+        if self._it is not None:
+            return False
+        if self.path != "-":
+            return True
+        peek = getattr(sys.stdin.buffer, "peek", None)
+        if peek is None:
+            return False
+        for raw in peek(1 << 16).split(b"\n")[:-1]:  # whole lines only
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+            if "\x00" in line:
+                return False
+            if line.strip():
+                return not line.lstrip().startswith("{")
+        return False
+
+    def blocks(self, size: int = 1 << 22) -> Iterator[tuple[int, bytes]]:
+        """(number of its first line, bytes of whole lines, newlines included), about ``size`` bytes each.
+        A line that outgrows MAX_LINE_BYTES before its newline is failed here (raised, or counted and left
+        out, its line number kept); one that only ends in a later block is left to the consumer, which must
+        check line lengths (or use ``block_rows``)."""
+        self._it = iter(())  # bulk reading consumes the input
+        f = _open_binary(self.path)
+        try:
+            n, carry, skipping = 1, b"", False
+            while True:
+                try:
+                    chunk = f.read(size)
+                except (EOFError, OSError, zlib.error) as e:
+                    raise _unreadable(self.path, n, e) from None
+                if not chunk:
+                    if carry and not skipping:
+                        yield n, carry
+                    return
+                data = carry + chunk if carry else chunk
+                if skipping:  # the rest of an oversized line
+                    cut = data.find(b"\n")
+                    if cut < 0:
+                        carry = b""
+                        continue
+                    data, skipping, n = data[cut + 1:], False, n + 1
+                cut = data.rfind(b"\n") + 1
+                if cut:
+                    yield n, data[:cut]
+                    n += data.count(b"\n", 0, cut)
+                carry = data[cut:]
+                if len(carry) > MAX_LINE_BYTES:
+                    _fail(self.stats, self.on_error, f"{self.path}: line {n}: longer than {MAX_LINE_BYTES} bytes",
+                          "too long")
+                    carry, skipping = b"", True
+        finally:
+            if f is not sys.stdin.buffer:
+                f.close()
+
+    def block_rows(self, first: int, block: bytes) -> Iterator[dict]:
+        """The rows of one block from ``blocks``, line by line, with every check that iterating applies."""
+        lines = block.split(b"\n")
+        if block.endswith(b"\n"):
+            lines.pop()
+        for i, raw in enumerate(lines):
+            n = first + i
+            if len(raw) + (i < len(lines) - 1 or block.endswith(b"\n")) > MAX_LINE_BYTES:
+                _fail(self.stats, self.on_error, f"{self.path}: line {n}: longer than {MAX_LINE_BYTES} bytes",
+                      "too long")
+                continue
+            line = _decode_line(raw, self.path, n, self.stats, self.on_error)
+            row = _line_row(n, line, self.stats) if line is not None else None
+            if row is not None:
+                yield row
 
 
 def _iter_csv(path: str, text_field: str, on_error: str, stats: ReadStats, delimiter: str) -> Iterator[dict]:

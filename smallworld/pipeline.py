@@ -58,6 +58,9 @@ class TrainConfig:
     confidence_weight: bool = False  # weight teacher rows by the teacher's confidence (1 - normalised entropy)
     noisy: str = "downweight"    # keep | drop | relabel | downweight rows a confident teacher contradicts
     noisy_threshold: float = 0.9
+    strategy: str = "random"     # random | uncertainty | diversity | dedup | combined
+    rounds: int = 1
+    inherit_weight: float = 0.5  # weight of a near-duplicate that inherits its representative's answer
     l2: float = 1e-4
     seed: int = 0
     on_error: str = "raise"
@@ -124,6 +127,52 @@ def onehot(task: Task, labels: list[str]) -> np.ndarray:
     return Y
 
 
+def _noisy_handling(cfg: TrainConfig, seed_rows: list[dict], Y: np.ndarray, w: np.ndarray,
+                    noisy: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and weights of the seed rows after handling labels a confident teacher contradicts."""
+    Y, w = Y.copy(), w.copy()
+    for i, r in enumerate(seed_rows):
+        p = noisy.get(r["id"])
+        if p is None or cfg.noisy == "keep":
+            continue
+        if cfg.noisy == "drop":
+            w[i] = 0.0
+        elif cfg.noisy == "relabel":
+            Y[i] = L.sharpen(p[None, :], cfg.temperature)[0]
+        else:  # downweight
+            w[i] *= 0.25
+    return Y, w
+
+
+def fit_distilled(task: Task, cfg: TrainConfig, seed_texts: list[str], Y_seed: np.ndarray, w_seed: np.ndarray,
+                  texts: list[str], P: np.ndarray, w_teacher: np.ndarray) -> LinearStudent:
+    """One student on the seed (one-hot targets, weight alpha) and the teacher's rows (its probabilities at the
+    temperature, weight beta, optionally times its confidence)."""
+    T = [Y_seed]
+    W = [cfg.alpha * w_seed]
+    allt = list(seed_texts)
+    if len(P):
+        allt += texts
+        T.append(L.sharpen(P, cfg.temperature))
+        W.append(cfg.beta * w_teacher * (L.confidence(P) if cfg.confidence_weight else 1.0))
+    return LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(allt, np.vstack(T), np.concatenate(W))
+
+
+def _fit_round(task, cfg, cal, seed_texts, Y_s, w_s, unl, asked, P_raw, inherit) -> LinearStudent:
+    """The distilled student from the seed and every teacher answer so far (plus inherited near-duplicates)."""
+    P = cal.transform(P_raw) if cfg.targets == "calibrated" else P_raw
+    ok = ~np.isnan(P).any(axis=1)
+    texts = [task.normalise(unl[i]["text"]) for i, k in zip(asked, ok) if k]
+    Pt = P[ok]
+    w = np.ones(len(Pt))
+    inh = [(m, j) for m, j in inherit if ok[j]]
+    if inh:
+        texts += [task.normalise(unl[m]["text"]) for m, _ in inh]
+        Pt = np.vstack([Pt, P[[j for _, j in inh]]])
+        w = np.concatenate([w, np.full(len(inh), cfg.inherit_weight)])
+    return fit_distilled(task, cfg, seed_texts, Y_s, w_s, texts, Pt, w)
+
+
 def train(cfg: TrainConfig) -> dict:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -134,6 +183,10 @@ def train(cfg: TrainConfig) -> dict:
         raise SmallworldError("--targets must be raw or calibrated")
     if cfg.noisy not in ("keep", "drop", "relabel", "downweight"):
         raise SmallworldError("--noisy must be keep, drop, relabel or downweight")
+    if cfg.strategy not in L.STRATEGIES:
+        raise SmallworldError(f"--strategy must be one of {', '.join(L.STRATEGIES)}")
+    if cfg.rounds < 1:
+        raise SmallworldError("--rounds must be at least 1")
 
     # -- data ---------------------------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -149,20 +202,28 @@ def train(cfg: TrainConfig) -> dict:
     unl: list[dict] = []
     for p in cfg.unlabelled:
         unl.extend(r for r in D.iter_rows(p, on_error=cfg.on_error))
-    seed_texts = {L._fold(r["text"]) for r in seed_rows}
-    chosen = [unl[i] for i in L.select_random(unl, cfg.budget, cfg.seed, exclude=seed_texts)] if cfg.teacher else []
     timings["load"] = time.perf_counter() - t0
     info(f"[bold]{task.name}[/]: seed {len(seed_rows)} labelled rows ({_counts(seed_rows)}), "
-         f"{len(unl)} unlabelled rows, {len(chosen)} chosen for the teacher; dev {len(dev)}, held-out {len(heldout)}")
+         f"{len(unl)} unlabelled rows, teacher budget {cfg.budget if cfg.teacher else 0} "
+         f"({cfg.strategy}, {cfg.rounds} round(s)); dev {len(dev)}, held-out {len(heldout)}")
 
-    # -- teacher ------------------------------------------------------------------------------------------
+    # -- the seed-only student ----------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    seed_texts = [task.normalise(r["text"]) for r in seed_rows]
+    Y_seed = onehot(task, [r["label"] for r in seed_rows])
+    w_seed = np.array([float(r.get("weight", 1.0)) for r in seed_rows])
+    seed_only = LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(seed_texts, Y_seed, w_seed)
+    timings["train_seed_only"] = time.perf_counter() - t0
+    distilled = seed_only
+
+    # -- teacher: calibration, noisy labels, rounds of select -> ask -> retrain ----------------------------
     teacher_info: dict = {"spec": cfg.teacher}
-    P_unl = np.zeros((0, len(task.labels)))
-    P_target = P_unl
-    cal = None
     disagreements: list[dict] = []
     teacher_eval: dict = {}
-    noisy_ids: dict[str, np.ndarray] = {}
+    asked: list[int] = []                 # indices into unl the teacher answered, in order
+    P_raw_asked = np.zeros((0, len(task.labels)))
+    inherit: list[tuple[int, int]] = []   # (member index, position in asked of its representative)
+    rounds_info: list[dict] = []
     if cfg.teacher:
         from .teacher import make_teacher
 
@@ -173,89 +234,65 @@ def train(cfg: TrainConfig) -> dict:
                                price_completion_per_1k=cfg.price_completion_per_1k)
         demos = L.Demonstrations(task, seed_rows, k=cfg.shots, mode=cfg.prompt)
         try:
-            # calibration rows from the seed (each without itself among its demonstrations)
             cal_rows = L.calibration_rows(demos, seed_rows, cfg.calibration, cfg.seed + 1)
             P_cal_raw = L.ask_rows(teacher, task, demos, cal_rows, "teacher: calibration rows", cfg.progress, exclude=True)
-            P_unl_raw = L.ask_rows(teacher, task, demos, chosen, "teacher: unlabelled rows", cfg.progress)
-            ev_sets = {"dev": dev, "heldout": heldout}
-            ev_raw = {}
-            for name, rows in ev_sets.items():
+            y_cal = np.array([task.labels.index(r["label"]) for r in cal_rows], dtype=int)
+            cal = L.Calibrator(len(task.labels)).fit(P_cal_raw, y_cal)
+            P_cal = cal.transform(P_cal_raw)
+            noisy: dict[str, np.ndarray] = {}
+            for r, p, y in zip(cal_rows, P_cal, y_cal):
+                if not np.isnan(p).any() and p[y] <= 1 - cfg.noisy_threshold:
+                    disagreements.append({"id": r["id"], "text": r["text"], "label": r["label"],
+                                          "teacher": task.labels[int(np.argmax(p))], "probs": _round(p),
+                                          "source": r.get("source")})
+                    noisy[r["id"]] = p
+            Y_s, w_s = _noisy_handling(cfg, seed_rows, Y_seed, w_seed, noisy)
+
+            folded = {L._fold(r["text"]) for r in seed_rows}
+            budgets = [cfg.budget // cfg.rounds + (1 if r < cfg.budget % cfg.rounds else 0) for r in range(cfg.rounds)]
+            for rnd, b in enumerate(budgets):
+                student = None if rnd == 0 and cfg.strategy in ("random", "dedup") else distilled
+                sel = L.select(cfg.strategy, unl, b, student=student, feature_cfg=dict(task.features),
+                               known_texts=seed_texts + [task.normalise(unl[i]["text"]) for i in asked],
+                               seed=cfg.seed + rnd, exclude=folded, normalise=task.normalise)
+                P = L.ask_rows(teacher, task, demos, [unl[i] for i in sel.ask],
+                               f"teacher: round {rnd + 1}/{cfg.rounds}", cfg.progress)
+                base = len(asked)
+                asked += sel.ask
+                P_raw_asked = np.vstack([P_raw_asked, P])
+                for pos, rep in enumerate(sel.ask):
+                    for m in sel.members.get(rep, []):
+                        inherit.append((m, base + pos))
+                folded |= {L._fold(unl[i]["text"]) for i in sel.ask}
+                folded |= {L._fold(unl[m]["text"]) for rep in sel.ask for m in sel.members.get(rep, [])}
+                distilled = _fit_round(task, cfg, cal, seed_texts, Y_s, w_s, unl, asked, P_raw_asked, inherit)
+                rounds_info.append({"round": rnd + 1, "asked": len(sel.ask), "inherited": sum(
+                    len(sel.members.get(a, [])) for a in sel.ask), "select_seconds": round(sel.seconds, 3)})
+            for name, rows in (("dev", dev), ("heldout", heldout)):
                 if rows and cfg.teacher_eval:
                     idx = L.sample_idx(len(rows), cfg.teacher_eval, cfg.seed + 2)
-                    ev_raw[name] = (idx, L.ask_rows(teacher, task, demos, [rows[i] for i in idx],
-                                              f"teacher: {name} rows (evaluation)", cfg.progress))
+                    Pt = L.ask_rows(teacher, task, demos, [rows[i] for i in idx],
+                                    f"teacher: {name} rows (evaluation)", cfg.progress)
+                    teacher_eval[name] = (idx, cal.transform(Pt))
         finally:
             teacher.close()
             info(teacher.usage.render(), markup=False)
-        teacher_info["usage"] = teacher.usage.to_dict()
-        teacher_info["model_id"] = teacher.model_id
-        timings["teacher"] = time.perf_counter() - t0
-
-        y_cal = np.array([task.labels.index(r["label"]) for r in cal_rows], dtype=int)
-        cal = L.Calibrator(len(task.labels)).fit(P_cal_raw, y_cal)
-        P_cal = cal.transform(P_cal_raw)
-        P_unl = cal.transform(P_unl_raw)
-        # The student learns the raw answers by default: calibration is fitted on seed rows, whose class mix
-        # and sources differ from the telemetry's, and calibrated targets made the student worse on a held-out
-        # source (README, "Distillation choices"); calibrated probabilities still drive the reports and checks.
-        P_target = P_unl if cfg.targets == "calibrated" else P_unl_raw
-        teacher_info["calibration"] = cal.to_dict()
+        teacher_info.update(usage=teacher.usage.to_dict(), model_id=teacher.model_id, calibration=cal.to_dict(),
+                            rounds=rounds_info)
         ok = ~np.isnan(P_cal).any(axis=1)
         if ok.sum() and len(set(y_cal[ok])) > 1:
             teacher_info["calibration_metrics"] = {
                 "raw": E.binary_metrics(y_cal[ok] == task.pos_index, P_cal_raw[ok, task.pos_index]),
                 "calibrated": E.binary_metrics(y_cal[ok] == task.pos_index, P_cal[ok, task.pos_index])}
-        # the noisy-label check: a confident teacher contradicting the given label
-        for r, p, y in zip(cal_rows, P_cal, y_cal):
-            if np.isnan(p).any():
-                continue
-            if p[y] <= 1 - cfg.noisy_threshold:
-                disagreements.append({"id": r["id"], "text": r["text"], "label": r["label"],
-                                      "teacher": task.labels[int(np.argmax(p))], "probs": _round(p),
-                                      "source": r.get("source")})
-                noisy_ids[r["id"]] = p
-        for name, (idx, Praw) in ev_raw.items():
-            rows = ev_sets[name]
-            teacher_eval[name] = (idx, cal.transform(Praw))
+        timings["teacher"] = time.perf_counter() - t0
+        P_c = cal.transform(P_raw_asked)
         D.write_jsonl(out / "teacher_labels.jsonl",
-                      ({"id": r["id"], "text": r["text"], "probs": _round(p), "raw": _round(q)}
-                       for r, p, q in zip(chosen, P_unl, P_unl_raw) if not np.isnan(p).any()))
+                      ({"id": unl[i]["id"], "text": unl[i]["text"], "probs": _round(p), "raw": _round(q)}
+                       for i, p, q in zip(asked, P_c, P_raw_asked) if not np.isnan(q).any()))
         D.write_jsonl(out / "disagreements.jsonl", disagreements)
         info(f"noisy-label check: the teacher contradicts {len(disagreements)} of {len(cal_rows)} seed labels "
              f"with p >= {cfg.noisy_threshold} (handling: {cfg.noisy}); see disagreements.jsonl")
-
-    # -- students -----------------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    feat_cfg = dict(task.features)
-    seed_texts_l = [task.normalise(r["text"]) for r in seed_rows]
-    Y_seed = onehot(task, [r["label"] for r in seed_rows])
-    w_seed = np.array([float(r.get("weight", 1.0)) for r in seed_rows])
-    seed_only = LinearStudent(task.labels, feat_cfg, l2=cfg.l2).fit(seed_texts_l, Y_seed, w_seed)
-    timings["train_seed_only"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    ok_unl = ~np.isnan(P_unl).any(axis=1) if len(P_unl) else np.zeros(0, bool)
-    texts = list(seed_texts_l)
-    T = [Y_seed]
-    W = [cfg.alpha * w_seed.copy()]
-    # given labels a confident teacher contradicts: handled as configured
-    for i, r in enumerate(seed_rows):
-        p = noisy_ids.get(r["id"])
-        if p is None or cfg.noisy == "keep":
-            continue
-        if cfg.noisy == "drop":
-            W[0][i] = 0.0
-        elif cfg.noisy == "relabel":
-            T[0][i] = L.sharpen(p[None, :], cfg.temperature)[0]
-        else:  # downweight
-            W[0][i] *= 0.25
-    if ok_unl.any():
-        P = P_target[ok_unl]
-        texts += [task.normalise(r["text"]) for r, k in zip(chosen, ok_unl) if k]
-        T.append(L.sharpen(P, cfg.temperature))
-        W.append(cfg.beta * (L.confidence(P) if cfg.confidence_weight else np.ones(len(P))))
-    distilled = LinearStudent(task.labels, feat_cfg, l2=cfg.l2).fit(texts, np.vstack(T), np.concatenate(W))
-    timings["train_distilled"] = time.perf_counter() - t0
+    n_teacher_rows = int((~np.isnan(P_raw_asked).any(axis=1)).sum()) if len(P_raw_asked) else 0
 
     # -- evaluation ---------------------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -293,15 +330,15 @@ def train(cfg: TrainConfig) -> dict:
     thresholds.setdefault("high_confidence", 0.9)
 
     meta = {"task": task.to_dict(), "thresholds": thresholds, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "trained_on": {"seed_rows": len(seed_rows), "teacher_rows": int(ok_unl.sum())}}
+            "trained_on": {"seed_rows": len(seed_rows), "teacher_rows": n_teacher_rows, "inherited_rows": len(inherit)}}
     modelfile.save(distilled, out, meta)
     modelfile.save(seed_only, out / "seed_only", meta | {"trained_on": {"seed_rows": len(seed_rows), "teacher_rows": 0}})
 
     timings["total"] = time.perf_counter() - t_start
     inputs = {p: {"sha256": sha256_file(p)} for p in [cfg.labelled, *cfg.unlabelled, *([cfg.dev] if cfg.dev else [])]}
     manifest = {"smallworld": __import__("smallworld").__version__, "config": asdict(cfg), "inputs": inputs,
-                "counts": {"seed": len(seed_rows), "unlabelled": len(unl), "chosen": len(chosen),
-                           "teacher_labelled": int(ok_unl.sum()), "dev": len(dev), "heldout": len(heldout),
+                "counts": {"seed": len(seed_rows), "unlabelled": len(unl), "chosen": len(asked),
+                           "teacher_labelled": n_teacher_rows, "inherited": len(inherit), "dev": len(dev), "heldout": len(heldout),
                            "disagreements": len(disagreements)},
                 "teacher": teacher_info, "metrics": metrics, "thresholds": thresholds,
                 "timings": {k: round(v, 3) for k, v in timings.items()},

@@ -120,3 +120,38 @@ def test_custom_task_from_a_toml_file(tmp_path):
     cli("train", "--task", toml, "--labelled", data, "--dev", data, "--teacher", "none", "--out", tmp_path / "m")
     ev = json.loads(cli("evaluate", tmp_path / "m", data, "--json").stdout)
     assert ev["roc_auc"] == 1.0
+
+
+def test_rounds_killed_mid_run_resume_to_the_same_model(llama_server, tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    args = ["train", "--task", "cmdlines", "--labelled", str(SEED), "--unlabelled", str(TELE), "--dev", str(DEV),
+            "--teacher", llama_server.url, "--budget", "12", "--rounds", "3", "--strategy", "combined",
+            "--calibration", "6", "--teacher-eval", "0", "--cache", str(cache)]
+    p = subprocess.Popen([sys.executable, "-m", "smallworld.cli", *args, "--out", str(tmp_path / "a")], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    kept = 0
+    while time.time() < deadline and p.poll() is None:
+        time.sleep(0.1)
+        try:
+            kept = sqlite3.connect(cache).execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        except sqlite3.Error:
+            continue
+        if kept >= 10:  # calibration done, inside the rounds
+            break
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    kept = sqlite3.connect(cache).execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+    assert 6 <= kept < 18
+    r = cli(*args, "--out", tmp_path / "a")
+    calls, hits = _usage(r.stderr)
+    total = sqlite3.connect(cache).execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+    assert hits == kept and calls == total - kept == 18 - kept
+    m = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert [x["asked"] for x in m["teacher"]["rounds"]] == [4, 4, 4]
+    # an uninterrupted run from the same answers gives the same model, asking nothing
+    r2 = cli(*args, "--out", tmp_path / "b")
+    assert _usage(r2.stderr) == (0, 18)
+    a = json.loads((tmp_path / "a" / "model.json").read_text())["weights_sha256"]
+    b = json.loads((tmp_path / "b" / "model.json").read_text())["weights_sha256"]
+    assert a == b

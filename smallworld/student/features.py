@@ -37,6 +37,16 @@ def config(overrides: dict | None = None) -> dict:
 
 def pack(texts) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate the items' UTF-8 bytes into one buffer with offsets (what the kernels read)."""
+    if not isinstance(texts, (list, tuple)):
+        texts = list(texts)
+    try:
+        joined = "".join(texts)
+    except TypeError:  # bytes items
+        joined = None
+    if joined is not None and joined.isascii():  # O(1) in CPython: one encode, lengths are byte lengths
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=offsets[1:])
+        return np.frombuffer(joined.encode("ascii"), dtype=np.uint8), offsets
     enc = [t.encode("utf-8", "surrogatepass") if isinstance(t, str) else bytes(t) for t in texts]
     offsets = np.zeros(len(enc) + 1, dtype=np.int64)
     if enc:
@@ -149,6 +159,112 @@ def _score(buf, offsets, nmin, nmax, tokens, lower, max_bytes, mask, W, b, out):
         s = 1.0 / np.sqrt(k) if k > 0 else 0.0
         for c in range(K):
             out[d, c] = b[c] + acc[c] * s
+
+
+# -- the fast path for two classes --------------------------------------------------------------------------
+# Softmax over two classes depends only on z_pos - z_neg, so a binary model scores with one weight column
+# (w_pos - w_neg, in float64: exact for float32 weights) and one add per feature. ``_sum`` walks the same
+# features as ``_emit`` without writing them out: windows of ngram_max bytes first (every n-gram starting
+# there), then the shorter ones at the end, then tokens. It is a second implementation of the definition
+# above, held equal to ``_emit`` by the tests; the kernels that use it compile once per (ngram_min, ngram_max)
+# (``numba.literally``), so the n-gram loop is unrolled.
+
+
+@nb.njit(cache=True, inline="always")
+def _sum(buf, start, end, nmin, nmax, tokens, lower, max_bytes, mask, w, fr):
+    """(sum of w over the item's feature occurrences, their count); fr: scratch of max_bytes + 2 bytes."""
+    L = end - start
+    if L > max_bytes:
+        L = max_bytes
+    F = L + 2
+    fr[0] = 2
+    for j in range(L):
+        c = buf[start + j]
+        if lower and c >= 65 and c <= 90:
+            c += 32
+        fr[j + 1] = c
+    fr[L + 1] = 3
+    full = 0.0
+    i = 0
+    while i + nmax <= F:
+        h = FNV_OFFSET
+        s = 0.0
+        for n in range(1, nmax + 1):
+            h = (h ^ np.uint32(fr[i + n - 1])) * FNV_PRIME
+            if n >= nmin:
+                s += w[h & mask]
+        full += s
+        i += 1
+    k = i * (nmax - nmin + 1)
+    tail = 0.0
+    while i < F:
+        h = FNV_OFFSET
+        for n in range(1, F - i + 1):
+            h = (h ^ np.uint32(fr[i + n - 1])) * FNV_PRIME
+            if n >= nmin:
+                tail += w[h & mask]
+                k += 1
+        i += 1
+    tok = 0.0
+    if tokens:
+        h0 = (FNV_OFFSET ^ np.uint32(1)) * FNV_PRIME
+        h = h0
+        inword = False
+        for j in range(1, L + 1):
+            c = fr[j]
+            if _is_word(c):
+                h = (h ^ np.uint32(c)) * FNV_PRIME
+                inword = True
+            elif inword:
+                tok += w[h & mask]
+                k += 1
+                h = h0
+                inword = False
+        if inword:
+            tok += w[h & mask]
+            k += 1
+    return full + tail + tok, k
+
+
+@nb.njit(cache=True, inline="always")
+def _prob(total, k, b0):
+    """P(positive) from the summed column, as the two-class softmax of the logits computes it."""
+    z = b0 + total * (1.0 / np.sqrt(k) if k > 0 else 0.0)
+    if z >= 0.0:
+        return 1.0 / (1.0 + np.exp(-z))
+    e = np.exp(z)
+    return e / (e + 1.0)
+
+
+@nb.njit(cache=True, nogil=True)
+def _binary(buf, offsets, nmin, nmax, tokens, lower, max_bytes, mask, w, b0, out):
+    nb.literally(nmin)
+    nb.literally(nmax)
+    fr = np.empty(max_bytes + 2, dtype=np.uint8)
+    for d in range(offsets.shape[0] - 1):
+        total, k = _sum(buf, offsets[d], offsets[d + 1], nmin, nmax, tokens, lower, max_bytes, mask, w, fr)
+        out[d] = _prob(total, k, b0)
+
+
+def binary_weights(W: np.ndarray, b: np.ndarray, pos: int) -> tuple[np.ndarray, float]:
+    """A two-class model as one weight column and one bias: (w_pos - w_neg, b_pos - b_neg)."""
+    if W.shape[1] != 2:
+        raise ValueError("binary_weights needs a two-class model")
+    neg = 1 - pos
+    return np.ascontiguousarray(W[:, pos], dtype=np.float64) - W[:, neg], float(b[pos]) - float(b[neg])
+
+
+def binary_probs(buf: np.ndarray, offsets: np.ndarray, cfg: dict, w: np.ndarray, b0: float) -> np.ndarray:
+    """P(positive) per item for a two-class model given as ``binary_weights``; equals the softmax of
+    ``logits`` to rounding (about 1e-15)."""
+    out = np.empty(len(offsets) - 1, dtype=np.float64)
+    _binary(buf, offsets, *_args(cfg), w, float(b0), out)
+    return out
+
+
+def _args(cfg: dict) -> tuple:
+    return (cfg["ngram_min"], cfg["ngram_max"], cfg["tokens"], cfg["lowercase"], cfg["max_bytes"],
+            np.uint32((1 << cfg["dim_bits"]) - 1))
 
 
 def transform(texts, cfg: dict) -> sp.csr_matrix:

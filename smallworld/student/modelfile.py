@@ -24,6 +24,9 @@ VERSION = 1
 MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_WEIGHTS_BYTES = 1 << 30
 DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8}
+# the keys ``save`` writes itself; everything else in model.json is the caller's metadata
+FORMAT_KEYS = frozenset({"format", "version", "labels", "features", "dim", "classes", "dtype", "scale",
+                         "weights_bytes", "weights_sha256"})
 
 
 def save(model: LinearStudent, out_dir: str | Path, meta: dict | None = None, dtype: str = "float32") -> Path:
@@ -50,6 +53,11 @@ def save(model: LinearStudent, out_dir: str | Path, meta: dict | None = None, dt
     tmp.replace(out / "weights.bin")
     (out / "model.json").write_text(json.dumps(header, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out
+
+
+def metadata(header: dict) -> dict:
+    """The caller's metadata in a header (task, thresholds, provenance): what to pass to ``save`` again."""
+    return {k: v for k, v in header.items() if k not in FORMAT_KEYS}
 
 
 def read_header(model_dir: str | Path) -> dict:

