@@ -63,6 +63,8 @@ def train(
     targets: str = typer.Option("raw", "--targets", help="teacher probabilities the student learns: raw or calibrated"),
     confidence_weight: bool = typer.Option(False, "--confidence-weight", help="weight teacher rows by confidence"),
     noisy: str = typer.Option("downweight", "--noisy", help="rows a confident teacher contradicts: keep, drop, relabel, downweight"),
+    noisy_check: int = typer.Option(0, "--noisy-check", help="extra seed rows the teacher checks for label noise"),
+    noisy_teacher_only: bool = typer.Option(False, "--noisy-teacher-only", help="flag labels the teacher contradicts even if the cross-validated student agrees with them"),
     cache: Optional[str] = typer.Option(None, "--cache", help="teacher cache (SQLite) path"),
     seed: int = typer.Option(0, "--seed"),
     on_error: str = typer.Option("raise", "--on-error", help="malformed input rows: raise or skip (counted)"),
@@ -78,7 +80,8 @@ def train(
                           price_completion_per_1k=price_completion, cache=cache, budget=budget, strategy=strategy, rounds=rounds,
                           calibration=calibration, teacher_eval=teacher_eval, shots=shots, prompt=prompt,
                           holdout_sources=list(holdout_source), seed_size=seed_size, alpha=alpha, beta=beta,
-                          temperature=temperature, targets=targets, confidence_weight=confidence_weight, noisy=noisy, seed=seed, on_error=on_error)
+                          temperature=temperature, targets=targets, confidence_weight=confidence_weight, noisy=noisy,
+                          noisy_check=noisy_check, noisy_needs_student=not noisy_teacher_only, seed=seed, on_error=on_error)
         m = run_train(cfg)
         typer.echo(comparison_table(m))
         typer.echo(f"model written to {out}")

@@ -58,6 +58,8 @@ class TrainConfig:
     confidence_weight: bool = False  # weight teacher rows by the teacher's confidence (1 - normalised entropy)
     noisy: str = "downweight"    # keep | drop | relabel | downweight rows a confident teacher contradicts
     noisy_threshold: float = 0.9
+    noisy_check: int = 0         # extra seed rows the teacher checks for label noise (beyond calibration rows)
+    noisy_needs_student: bool = True  # flag a label only if the cross-validated student also contradicts it
     strategy: str = "random"     # random | uncertainty | diversity | dedup | combined
     rounds: int = 1
     inherit_weight: float = 0.5  # weight of a near-duplicate that inherits its representative's answer
@@ -142,6 +144,22 @@ def _noisy_handling(cfg: TrainConfig, seed_rows: list[dict], Y: np.ndarray, w: n
         else:  # downweight
             w[i] *= 0.25
     return Y, w
+
+
+def cross_val_proba(task: Task, cfg: TrainConfig, texts: list[str], Y: np.ndarray, w: np.ndarray,
+                    folds: int = 5) -> np.ndarray:
+    """Out-of-fold probabilities of seed-only students (each row scored by a model that never saw it)."""
+    n = len(texts)
+    fold = np.random.default_rng(cfg.seed + 3).permutation(n) % folds
+    out = np.zeros_like(Y)
+    for f in range(folds):
+        tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        if len(te) == 0 or len(set(Y[tr].argmax(axis=1))) < 2:
+            out[te] = 1.0 / Y.shape[1]
+            continue
+        m = LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit([texts[i] for i in tr], Y[tr], w[tr])
+        out[te] = m.predict_proba([texts[i] for i in te])
+    return out
 
 
 def fit_distilled(task: Task, cfg: TrainConfig, seed_texts: list[str], Y_seed: np.ndarray, w_seed: np.ndarray,
@@ -239,13 +257,27 @@ def train(cfg: TrainConfig) -> dict:
             y_cal = np.array([task.labels.index(r["label"]) for r in cal_rows], dtype=int)
             cal = L.Calibrator(len(task.labels)).fit(P_cal_raw, y_cal)
             P_cal = cal.transform(P_cal_raw)
+            # the noisy-label check: calibration rows, plus --noisy-check more seed rows
+            in_cal = {r["id"] for r in cal_rows}
+            rest = [r for r in seed_rows if r["id"] not in in_cal and r["id"] not in demos.fixed_ids()]
+            extra = [rest[i] for i in L.sample_idx(len(rest), cfg.noisy_check, cfg.seed + 4)] if cfg.noisy_check else []
+            P_extra = cal.transform(L.ask_rows(teacher, task, demos, extra, "teacher: noisy-label check",
+                                               cfg.progress, exclude=True))
+            cv = dict(zip([r["id"] for r in seed_rows], cross_val_proba(task, cfg, seed_texts, Y_seed, w_seed)))
             noisy: dict[str, np.ndarray] = {}
-            for r, p, y in zip(cal_rows, P_cal, y_cal):
-                if not np.isnan(p).any() and p[y] <= 1 - cfg.noisy_threshold:
-                    disagreements.append({"id": r["id"], "text": r["text"], "label": r["label"],
-                                          "teacher": task.labels[int(np.argmax(p))], "probs": _round(p),
-                                          "source": r.get("source")})
-                    noisy[r["id"]] = p
+            checked = cal_rows + extra
+            for r, p in zip(checked, np.vstack([P_cal, P_extra]) if len(extra) else P_cal):
+                y = task.labels.index(r["label"])
+                if np.isnan(p).any() or p[y] > 1 - cfg.noisy_threshold:
+                    continue
+                student_agrees = cv[r["id"]][y] < 0.5
+                if cfg.noisy_needs_student and not student_agrees:
+                    continue
+                disagreements.append({"id": r["id"], "text": r["text"], "label": r["label"],
+                                      "teacher": task.labels[int(np.argmax(p))], "probs": _round(p),
+                                      "student_cv_probs": _round(cv[r["id"]]), "source": r.get("source"),
+                                      "meta": r.get("meta")})
+                noisy[r["id"]] = p
             Y_s, w_s = _noisy_handling(cfg, seed_rows, Y_seed, w_seed, noisy)
 
             folded = {L._fold(r["text"]) for r in seed_rows}
@@ -290,8 +322,10 @@ def train(cfg: TrainConfig) -> dict:
                       ({"id": unl[i]["id"], "text": unl[i]["text"], "probs": _round(p), "raw": _round(q)}
                        for i, p, q in zip(asked, P_c, P_raw_asked) if not np.isnan(q).any()))
         D.write_jsonl(out / "disagreements.jsonl", disagreements)
-        info(f"noisy-label check: the teacher contradicts {len(disagreements)} of {len(cal_rows)} seed labels "
-             f"with p >= {cfg.noisy_threshold} (handling: {cfg.noisy}); see disagreements.jsonl")
+        who = "the teacher (p >= %g) and the cross-validated student" % cfg.noisy_threshold if cfg.noisy_needs_student \
+            else "the teacher (p >= %g)" % cfg.noisy_threshold
+        info(f"noisy-label check: {who} contradict {len(disagreements)} of {len(checked)} seed labels checked "
+             f"(handling: {cfg.noisy}); see disagreements.jsonl")
     n_teacher_rows = int((~np.isnan(P_raw_asked).any(axis=1)).sum()) if len(P_raw_asked) else 0
 
     # -- evaluation ---------------------------------------------------------------------------------------

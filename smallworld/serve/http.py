@@ -159,6 +159,9 @@ class _Guard:
 
         async def send_(msg):
             nonlocal status
+            if msg["type"] == "smallworld.client_gone":  # gave up sending its body: nginx's 499
+                status = 499
+                return
             if msg["type"] == "http.response.start":
                 status = msg["status"]
             await send(msg)
@@ -194,7 +197,7 @@ class _Guard:
             while True:
                 msg = await receive()
                 if msg["type"] == "http.disconnect":
-                    return
+                    return await send({"type": "smallworld.client_gone"})
                 chunk = msg.get("body", b"")
                 size += len(chunk)
                 if size > self.max_body:
@@ -301,7 +304,7 @@ def create_app(model_dir: str | Path, token: Optional[str] = None, max_batch: in
         return _JSON({"results": res})
 
     @app.get("/v1/model")
-    def model_info():
+    async def model_info():
         """The loaded model: task, labels, positive label, thresholds, weights checksum and the limits."""
         h = scorer.header
         return {"task": task, "labels": list(labels), "positive": labels[pos], "thresholds": scorer.thresholds,
@@ -310,11 +313,11 @@ def create_app(model_dir: str | Path, token: Optional[str] = None, max_batch: in
                            "max_item_bytes": max_item_bytes, "timeout_s": timeout_s}}
 
     @app.get("/healthz")
-    def healthz():
+    async def healthz():
         return {"status": "ok", "task": task}
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus():
+    async def prometheus():
         return metrics.render()
 
     return app

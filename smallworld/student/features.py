@@ -258,11 +258,12 @@ def binary_probs(buf: np.ndarray, offsets: np.ndarray, cfg: dict, w: np.ndarray,
     """P(positive) per item for a two-class model given as ``binary_weights``; equals the softmax of
     ``logits`` to rounding (about 1e-15)."""
     out = np.empty(len(offsets) - 1, dtype=np.float64)
-    _binary(buf, offsets, *_args(cfg), w, float(b0), out)
+    _binary(buf, offsets, *kernel_args(cfg), w, float(b0), out)
     return out
 
 
-def _args(cfg: dict) -> tuple:
+def kernel_args(cfg: dict) -> tuple:
+    """The feature settings as the kernels take them: nmin, nmax, tokens, lower, max_bytes, mask."""
     return (cfg["ngram_min"], cfg["ngram_max"], cfg["tokens"], cfg["lowercase"], cfg["max_bytes"],
             np.uint32((1 << cfg["dim_bits"]) - 1))
 
@@ -270,8 +271,7 @@ def _args(cfg: dict) -> tuple:
 def transform(texts, cfg: dict) -> sp.csr_matrix:
     """Sparse feature matrix (n_items x 2**dim_bits), duplicates summed."""
     buf, offsets = pack(texts)
-    idx, data, indptr = _csr(buf, offsets, cfg["ngram_min"], cfg["ngram_max"], cfg["tokens"], cfg["lowercase"],
-                             cfg["max_bytes"], np.uint32((1 << cfg["dim_bits"]) - 1))
+    idx, data, indptr = _csr(buf, offsets, *kernel_args(cfg))
     X = sp.csr_matrix((data, idx, indptr), shape=(len(offsets) - 1, 1 << cfg["dim_bits"]))
     X.sum_duplicates()
     return X
@@ -279,6 +279,5 @@ def transform(texts, cfg: dict) -> sp.csr_matrix:
 
 def logits(buf: np.ndarray, offsets: np.ndarray, cfg: dict, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty((len(offsets) - 1, W.shape[1]), dtype=np.float64)
-    _score(buf, offsets, cfg["ngram_min"], cfg["ngram_max"], cfg["tokens"], cfg["lowercase"], cfg["max_bytes"],
-           np.uint32((1 << cfg["dim_bits"]) - 1), W, b, out)
+    _score(buf, offsets, *kernel_args(cfg), W, b, out)
     return out
