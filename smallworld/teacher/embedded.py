@@ -100,7 +100,10 @@ class EmbeddedTeacher(Teacher):
 
     def __init__(self, path: str | Path | None = None, n_threads: int | None = None, n_ctx: int = 4096, **kw):
         self.path = Path(path) if path else None
-        self.n_threads = n_threads or max(1, len(os.sched_getaffinity(0)))
+        # all cores by default; SMALLWORLD_TEACHER_THREADS overrides (on a busy machine, fewer threads than
+        # cores avoids llama.cpp's threads waiting on each other)
+        self.n_threads = n_threads or int(os.environ.get("SMALLWORLD_TEACHER_THREADS") or 0) or \
+            max(1, len(os.sched_getaffinity(0)))
         self.n_ctx = n_ctx
         self._llm = None
         self._tokens: list[int] = []
