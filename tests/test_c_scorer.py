@@ -46,7 +46,8 @@ def scores_c(exe, model_dir, texts) -> np.ndarray:
 
 
 def _sample(data_dir, task, split, n, seed=0):
-    rows = [r for r in D.read_rows(data_dir / task / f"{split}.jsonl.gz") if "\n" not in r["text"] and "\r" not in r["text"]]
+    rows = [r for r in D.read_rows(data_dir / task / f"{split}.jsonl.gz")
+            if "\n" not in r["text"] and "\r" not in r["text"]]
     idx = np.random.default_rng(seed).choice(len(rows), size=min(n, len(rows)), replace=False)
     return [rows[i] for i in idx]
 

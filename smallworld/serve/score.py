@@ -39,7 +39,9 @@ class Scorer:
         self.binary = features.binary_weights(self.model.W, self.model.b, self.pos) if len(self.labels) == 2 else None
 
     def _norm(self, texts: Iterable[str]) -> list[str]:
-        return [self.task.normalise(t) for t in texts] if self.task and self.task.normaliser != "none" else list(texts)
+        if self.task and self.task.normaliser != "none":
+            return [self.task.normalise(t) for t in texts]
+        return texts if isinstance(texts, list) else list(texts)
 
     def probs(self, texts) -> np.ndarray:
         return self.model.predict_proba(self._norm(texts))
@@ -47,8 +49,7 @@ class Scorer:
     def scores(self, texts) -> np.ndarray:
         if self.binary is None:
             return self.probs(texts)[:, self.pos]
-        buf, offsets = features.pack(self._norm(texts))
-        return features.binary_probs(buf, offsets, self.model.feature_config, *self.binary)
+        return features.binary_probs(self._norm(texts), self.model.feature_config, *self.binary)
 
 
 def batches(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
@@ -107,34 +108,29 @@ def _other(scorer: Scorer, full: np.ndarray) -> str:
 def _score_line_blocks(scorer: Scorer, src: D.LineRows, out: TextIO, thr: float, batch_size: int) -> int:
     cfg = scorer.model.feature_config
     w, b0 = scorer.binary
-    yes, no = (np.frombuffer(json.dumps(lab, ensure_ascii=False).encode(), dtype=np.uint8)
+    # each row ends with ', "decision": LABEL}\n'
+    yes, no = (np.frombuffer(b', "decision": ' + json.dumps(lab, ensure_ascii=False).encode() + b"}\n", dtype=np.uint8)
                for lab in (scorer.labels[scorer.pos], scorer.labels[1 - scorer.pos]))
     write = _bytes_writer(out)
+    jsonl = np.empty(0, dtype=np.uint8)  # reused: fresh pages cost more than the formatting
     n = 0
     for first, block in src.blocks():
-        if b"\x00" not in block and _is_utf8(block):
-            buf = np.frombuffer(block, dtype=np.uint8)
-            ends = np.flatnonzero(buf == 10)
-            if not block.endswith(b"\n"):
-                ends = np.append(ends, len(buf))
-            jsonl, rows, longest = _jsonl_rows(buf, ends, first, *features.kernel_args(cfg), w, b0, thr, yes, no)
-            if longest <= D.MAX_LINE_BYTES:
-                write(jsonl)
-                src.stats.rows += rows
-                n += rows
-                continue
-        n += _score_rows(scorer, src.block_rows(first, block), out, thr, batch_size, False)
+        buf = np.frombuffer(block, dtype=np.uint8)
+        ends = np.flatnonzero(buf == 10)
+        if len(buf) and buf[-1] != 10:
+            ends = np.append(ends, len(buf))
+        need = len(ends) * (_ROW_BYTES + max(len(yes), len(no)))
+        if len(jsonl) < need:
+            jsonl = np.empty(need + need // 4, dtype=np.uint8)
+        size, rows = _jsonl_rows(buf, ends, first, *features.fast_args(cfg), w, b0, thr, yes, no, D.MAX_LINE_BYTES,
+                                 jsonl)
+        if size >= 0:
+            write(jsonl[:size])
+            src.stats.rows += rows
+            n += rows
+        else:  # something to refuse or skip: the reader's own rules, line by line
+            n += _score_rows(scorer, src.block_rows(first, block), out, thr, batch_size, False)
     return n
-
-
-def _is_utf8(b: bytes) -> bool:
-    if b.isascii():
-        return True
-    try:
-        b.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def _bytes_writer(out: TextIO):
@@ -153,8 +149,7 @@ def _bytes_writer(out: TextIO):
 
 _ID = np.frombuffer(b'{"id": "', dtype=np.uint8)
 _SCORE = np.frombuffer(b'", "score": ', dtype=np.uint8)
-_DECISION = np.frombuffer(b', "decision": ', dtype=np.uint8)
-_ROW_BYTES = 80  # a row's bytes besides the decision label: 8 + id (<= 20) + 12 + score (<= 8) + 14 + 2
+_ROW_BYTES = 48  # a row's bytes before its ending (yes or no): 8 + id (<= 20) + 12 + score (<= 8)
 
 
 @nb.njit(cache=True, inline="always")
@@ -261,37 +256,71 @@ def _blank(buf, s, e):
     return True
 
 
+@nb.njit(cache=True, inline="always")
+def _utf8(buf, s, e):
+    """Whether buf[s:e] is UTF-8 as Python's strict decoder takes it (no overlongs, surrogates, > U+10FFFF)."""
+    i = s
+    while i < e:
+        c = buf[i]
+        if c < 128:
+            i += 1
+            continue
+        if c >= 0xC2 and c <= 0xDF:
+            need = 1
+        elif c >= 0xE0 and c <= 0xEF:
+            need = 2
+        elif c >= 0xF0 and c <= 0xF4:
+            need = 3
+        else:
+            return False
+        if i + need >= e:
+            return False
+        c1 = buf[i + 1]
+        if ((c1 & 0xC0) != 0x80 or (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 >= 0xA0)
+                or (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 >= 0x90)):
+            return False
+        for j in range(2, need + 1):
+            if (buf[i + j] & 0xC0) != 0x80:
+                return False
+        i += need + 1
+    return True
+
+
 @nb.njit(cache=True)
-def _jsonl_rows(buf, ends, first, nmin, nmax, tokens, lower, max_bytes, mask, w, b0, thr, yes, no):
+def _jsonl_rows(buf, ends, first, nmin_t, nmax_t, tokens, case, max_bytes, mask, w, b0, thr, yes, no, max_line,
+                out):
     """Score the lines of buf (ends: index of each line's newline, or len(buf) for a last line without one;
-    line i is number first + i) and write their JSONL rows. Returns (the rows' bytes, how many rows, the
-    longest line's length with its newline)."""
-    nb.literally(nmin)
-    nb.literally(nmax)
-    out = np.empty(ends.shape[0] * (_ROW_BYTES + max(yes.shape[0], no.shape[0])), dtype=np.uint8)
+    line i is number first + i) and write their JSONL rows into out (room for _ROW_BYTES + max(len(yes),
+    len(no)) per line), ending each with yes (score >= thr) or no. Returns (bytes written, rows written), or
+    (-1, 0) if a line has NUL bytes or invalid UTF-8 or is longer than max_line with its newline."""
+    nmin, nmax = nmin_t.ndim, nmax_t.ndim
     fr = np.empty(max_bytes + 2, dtype=np.uint8)
+    hs = np.empty(nmax + 1, dtype=np.uint32)
     o = 0
     rows = 0
-    longest = 0
     start = 0
     for i in range(ends.shape[0]):
         end = ends[i]
-        longest = max(longest, end - start + (1 if end < buf.shape[0] else 0))
+        if end - start + (1 if end < buf.shape[0] else 0) > max_line:
+            return -1, 0
+        hi = 0
+        lo = 255
+        for j in range(start, end):
+            hi |= buf[j]
+            lo = min(lo, buf[j])
+        if lo == 0 or (hi >= 128 and not _utf8(buf, start, end)):
+            return -1, 0
         e = end
         while e > start and buf[e - 1] == 13:
             e -= 1
         if not _blank(buf, start, e):
-            total, k = features._sum(buf, start, e, nmin, nmax, tokens, lower, max_bytes, mask, w, fr)
+            total, k = features._sum(buf, start, e, nmin, nmax, tokens, case, max_bytes, mask, w, fr, hs)
             p = features._prob(total, k, b0)
             o = _put(out, o, _ID)
             o = _put_int(out, o, first + i)
             o = _put(out, o, _SCORE)
             o = _put_score(out, o, p)
-            o = _put(out, o, _DECISION)
             o = _put(out, o, yes if p >= thr else no)
-            out[o] = 125  # }
-            out[o + 1] = 10
-            o += 2
             rows += 1
         start = end + 1
-    return out[:o], rows, longest
+    return o, rows
