@@ -11,6 +11,8 @@ import csv
 import gzip
 import io
 import json
+import math
+import re
 import sys
 import zlib
 from dataclasses import dataclass, field
@@ -55,10 +57,18 @@ def _open_binary(path: str):
     return f
 
 
+class _RowError(DataError):
+    """A malformed row (skippable with on_error="skip"), with the reason it is counted under."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 def _norm_row(obj: dict, where: str, text_field: str, n: int) -> dict:
     text = obj.get(text_field)
     if text is None:
-        raise DataError(f"{where}: no {text_field!r} field (fields: {sorted(obj)[:10]})")
+        raise _RowError(f"{where}: no {text_field!r} field (fields: {sorted(map(str, obj))[:10]})", "missing text")
     if not isinstance(text, str):
         text = str(text)
     row = {"id": str(obj.get("id", n)), "text": text}
@@ -70,9 +80,12 @@ def _norm_row(obj: dict, where: str, text_field: str, n: int) -> dict:
         row["label"] = str(row["label"])
     if "weight" in row:
         try:
-            row["weight"] = float(row["weight"])
-        except (TypeError, ValueError):
-            raise DataError(f"{where}: weight {row['weight']!r} is not a number") from None
+            w = float(row["weight"])
+        except (TypeError, ValueError, OverflowError):
+            w = math.nan
+        if not (0.0 <= w < math.inf):
+            raise _RowError(f"{where}: weight {str(row['weight'])[:40]!r} is not a finite number >= 0", "bad weight")
+        row["weight"] = w
     return row
 
 
@@ -189,13 +202,17 @@ def _iter_rows(path: str, text_field: str, on_error: str, stats: ReadStats, fmt:
         except json.JSONDecodeError as e:
             _fail(stats, on_error, f"{where}: not valid JSON ({e.msg} at column {e.colno})", "malformed JSON")
             continue
+        except (ValueError, RecursionError) as e:  # integers past Python's digit limit; nesting too deep
+            why = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+            _fail(stats, on_error, f"{where}: not valid JSON ({why})", "malformed JSON")
+            continue
         if not isinstance(obj, dict):
             _fail(stats, on_error, f"{where}: expected a JSON object, got {type(obj).__name__}", "not an object")
             continue
         try:
             row = _norm_row(obj, where, text_field, n)
-        except DataError as e:
-            _fail(stats, on_error, str(e), "missing text")
+        except _RowError as e:
+            _fail(stats, on_error, str(e), e.reason)
             continue
         stats.rows += 1
         yield row
@@ -245,46 +262,57 @@ class LineRows:
                 return not line.lstrip().startswith("{")
         return False
 
-    def blocks(self, size: int = 1 << 22) -> Iterator[tuple[int, bytes]]:
-        """(number of its first line, bytes of whole lines, newlines included), about ``size`` bytes each.
-        A line that outgrows MAX_LINE_BYTES before its newline is failed here (raised, or counted and left
-        out, its line number kept); one that only ends in a later block is left to the consumer, which must
-        check line lengths (or use ``block_rows``)."""
+    def blocks(self, size: int = 1 << 22) -> Iterator[tuple[int, memoryview]]:
+        """(number of its first line, whole lines with their newlines), about ``size`` bytes at a time, read
+        into one reused buffer: each block is a view that is valid until the next one is asked for. A line
+        that outgrows MAX_LINE_BYTES before its newline is failed here (raised, or counted and left out, its
+        line number kept); one that ends within its block is left to the consumer, which must check line
+        lengths (or use ``block_rows``)."""
+        import numpy as np
+
         self._it = iter(())  # bulk reading consumes the input
         f = _open_binary(self.path)
+        store = bytearray(2 * size)
+        have, n, skipping = 0, 1, False  # bytes held (the start of an unfinished line), its line number
         try:
-            n, carry, skipping = 1, b"", False
             while True:
+                if len(store) - have < size:  # a long line: a bigger buffer (the old one may still be viewed)
+                    bigger = bytearray(2 * len(store))
+                    bigger[:have] = store[:have]
+                    store = bigger
                 try:
-                    chunk = f.read(size)
+                    got = f.readinto(memoryview(store)[have:have + size])
                 except (EOFError, OSError, zlib.error) as e:
                     raise _unreadable(self.path, n, e) from None
-                if not chunk:
-                    if carry and not skipping:
-                        yield n, carry
+                if not got:
+                    if have and not skipping:
+                        yield n, memoryview(store)[:have]
                     return
-                data = carry + chunk if carry else chunk
+                new, have = have, have + got
                 if skipping:  # the rest of an oversized line
-                    cut = data.find(b"\n")
-                    if cut < 0:
-                        carry = b""
+                    nl = store.find(b"\n", new, have)
+                    if nl < 0:
+                        have = 0
                         continue
-                    data, skipping, n = data[cut + 1:], False, n + 1
-                cut = data.rfind(b"\n") + 1
+                    store[: have - nl - 1] = store[nl + 1:have]
+                    have, skipping, n = have - nl - 1, False, n + 1
+                cut = store.rfind(b"\n", 0, have) + 1
                 if cut:
-                    yield n, data[:cut]
-                    n += data.count(b"\n", 0, cut)
-                carry = data[cut:]
-                if len(carry) > MAX_LINE_BYTES:
+                    yield n, memoryview(store)[:cut]
+                    n += int(np.count_nonzero(np.frombuffer(store, dtype=np.uint8, count=cut) == 10))
+                    store[: have - cut] = store[cut:have]
+                    have -= cut
+                if have > MAX_LINE_BYTES:
                     _fail(self.stats, self.on_error, f"{self.path}: line {n}: longer than {MAX_LINE_BYTES} bytes",
                           "too long")
-                    carry, skipping = b"", True
+                    have, skipping = 0, True
         finally:
             if f is not sys.stdin.buffer:
                 f.close()
 
-    def block_rows(self, first: int, block: bytes) -> Iterator[dict]:
+    def block_rows(self, first: int, block: bytes | memoryview) -> Iterator[dict]:
         """The rows of one block from ``blocks``, line by line, with every check that iterating applies."""
+        block = bytes(block)
         lines = block.split(b"\n")
         if block.endswith(b"\n"):
             lines.pop()
@@ -300,32 +328,43 @@ class LineRows:
                 yield row
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")  # what surrogateescape decodes invalid UTF-8 bytes to
+
+
 def _iter_csv(path: str, text_field: str, on_error: str, stats: ReadStats, delimiter: str) -> Iterator[dict]:
     csv.field_size_limit(MAX_LINE_BYTES)
     f = _open_binary(path)
     try:
-        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        # invalid UTF-8 decodes to lone surrogates, found per row below (an error or a counted skip)
+        text = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline="")
         reader = csv.DictReader(text, delimiter=delimiter)
         try:
             header = reader.fieldnames
-        except UnicodeDecodeError:
-            raise DataError(f"{path}: line 1: invalid UTF-8 in the header") from None
+        except (EOFError, OSError, zlib.error) as e:
+            raise _unreadable(path, 1, e) from None
+        except csv.Error as e:
+            raise DataError(f"{path}: line 1: malformed CSV header ({e})") from None
+        if header and any(_SURROGATE.search(h) for h in header):
+            raise DataError(f"{path}: line 1: invalid UTF-8 in the header")
         if not header or text_field not in header:
-            raise DataError(f"{path}: no {text_field!r} column (columns: {header})")
+            raise DataError(f"{path}: line 1: no {text_field!r} column (columns: {header})")
         n = 1
         while True:
             try:
                 rec = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}: after line {n}: invalid UTF-8 ({e.reason})") from None
+            except (EOFError, OSError, zlib.error) as e:
+                raise _unreadable(path, n + 1, e) from None
             except csv.Error as e:
                 raise DataError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from None
             n = reader.line_num
             where = f"{path}: line {n}"
             if rec.get(text_field) is None:
                 _fail(stats, on_error, f"{where}: row has no {text_field!r} value", "missing text")
+                continue
+            if any(isinstance(v, str) and _SURROGATE.search(v) for v in rec.values()):
+                _fail(stats, on_error, f"{where}: invalid UTF-8", "invalid UTF-8")
                 continue
             if "\x00" in rec[text_field]:
                 _fail(stats, on_error, f"{where}: contains NUL bytes", "NUL bytes")
@@ -335,10 +374,15 @@ def _iter_csv(path: str, text_field: str, on_error: str, stats: ReadStats, delim
             if "meta" in obj:
                 try:
                     obj["meta"] = json.loads(obj["meta"])
-                except json.JSONDecodeError:
-                    pass
+                except (ValueError, RecursionError):
+                    pass  # kept as text
+            try:
+                row = _norm_row(obj, where, text_field, n)
+            except _RowError as e:
+                _fail(stats, on_error, str(e), e.reason)
+                continue
             stats.rows += 1
-            yield _norm_row(obj, where, text_field, n)
+            yield row
     finally:
         f.close()
 
@@ -346,25 +390,43 @@ def _iter_csv(path: str, text_field: str, on_error: str, stats: ReadStats, delim
 def _iter_parquet(path: str, text_field: str, on_error: str, stats: ReadStats) -> Iterator[dict]:
     import pyarrow.parquet as pq
 
+    def unreadable(e: Exception) -> DataError:
+        return DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {str(e)[:300]})")
+
+    # pyarrow raises several types (OSError, ArrowInvalid, ArrowNotImplementedError, ...) for a bad file,
+    # when it opens it or only when a damaged page is read
     try:
         pf = pq.ParquetFile(path)
-    except Exception as e:  # pyarrow raises several types for a bad file
-        raise DataError(f"{path}: not a readable Parquet file ({e})") from None
-    names = pf.schema_arrow.names
+        names = pf.schema_arrow.names
+    except Exception as e:
+        raise unreadable(e) from None
     if text_field not in names:
         raise DataError(f"{path}: no {text_field!r} column (columns: {names})")
     keep = [c for c in ("id", text_field, "label", "source", "group", "weight") if c in names]
+    batches = pf.iter_batches(batch_size=65536, columns=keep)
     n = 0
-    for batch in pf.iter_batches(batch_size=65536, columns=keep):
-        cols = {c: batch.column(c).to_pylist() for c in keep}
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is None:
+                return
+            cols = {c: batch.column(c).to_pylist() for c in keep}
+        except Exception as e:
+            raise unreadable(e) from None
         for i in range(batch.num_rows):
             n += 1
             obj = {c: cols[c][i] for c in keep}
+            where = f"{path}: row {n}"
             if obj[text_field] is None:
-                _fail(stats, on_error, f"{path}: row {n}: {text_field!r} is null", "null text")
+                _fail(stats, on_error, f"{where}: {text_field!r} is null", "null text")
+                continue
+            try:
+                row = _norm_row(obj, where, text_field, n)
+            except _RowError as e:
+                _fail(stats, on_error, str(e), e.reason)
                 continue
             stats.rows += 1
-            yield _norm_row(obj, f"{path}: row {n}", text_field, n)
+            yield row
 
 
 def read_rows(path: str | Path, **kw) -> list[dict]:
