@@ -50,7 +50,7 @@ def main() -> None:
             print(f"teacher: {u['calls']} calls in {u['seconds']:.0f} s = {u['calls'] / u['seconds']:.2f} items/s; "
                   f"{u['cache_hits']} cache hits")
     Path(a.out).mkdir(parents=True, exist_ok=True)
-    (Path(a.out) / "distill_bench.json").write_text(json.dumps(summary, indent=2))
+    (Path(a.out) / f"distill_bench_{'_'.join(a.tasks.split(','))}.json").write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":
