@@ -33,6 +33,7 @@ def _norm_email(text: str) -> str:
 
 
 NORMALISERS = {"none": _norm_none, "lower": _norm_lower, "email": _norm_email}
+MIN_ITEM_CHARS, MAX_ITEM_CHARS = 20, 1_000_000  # the prompt's budget for one item (see prompt.neutralise)
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,36 @@ class Task:
     def __post_init__(self):
         if len(self.labels) < 2:
             raise SmallworldError(f"task {self.name!r}: needs at least two labels")
+        if len(set(self.labels)) != len(self.labels):
+            raise SmallworldError(f"task {self.name!r}: labels {list(self.labels)} are not all different")
         if self.positive not in self.labels:
             raise SmallworldError(f"task {self.name!r}: positive label {self.positive!r} is not among {list(self.labels)}")
         missing = [lab for lab in self.labels if lab not in self.answers]
         if missing:
             raise SmallworldError(f"task {self.name!r}: no answer word for labels {missing}")
+        # answer words are read from the teacher's first answer token: each must be told apart from the others
+        words = [self.answers[lab].strip().lower() for lab in self.labels]
+        for i, w in enumerate(words):
+            if not w:
+                raise SmallworldError(f"task {self.name!r}: the answer word for {self.labels[i]!r} is empty")
+            for j, o in enumerate(words):
+                if i != j and o.startswith(w):
+                    raise SmallworldError(f"task {self.name!r}: answer words {self.answers[self.labels[i]]!r} and "
+                                          f"{self.answers[self.labels[j]]!r} cannot be told apart (one begins the other)")
+        for key in ("field", "question"):  # the prompt's item and answer lines: one line each
+            v = getattr(self, key)
+            if not v.strip() or any(c in v for c in "\r\n\x85\u2028\u2029") or len(v) > 200:
+                raise SmallworldError(f"task {self.name!r}: {key} must be one non-empty line of at most 200 characters")
         if self.normaliser not in NORMALISERS:
             raise SmallworldError(f"task {self.name!r}: unknown normaliser {self.normaliser!r}; one of {sorted(NORMALISERS)}")
+        if not MIN_ITEM_CHARS <= self.max_item_chars <= MAX_ITEM_CHARS:
+            raise SmallworldError(f"task {self.name!r}: max_item_chars must be between {MIN_ITEM_CHARS} and {MAX_ITEM_CHARS}")
+        from ..student import features
+
+        try:
+            features.config(self.features)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise SmallworldError(f"task {self.name!r}: invalid [features]: {e}") from None
 
     @property
     def pos_index(self) -> int:
@@ -77,22 +101,37 @@ class Task:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Task":
+        if not isinstance(d, dict):
+            raise SmallworldError(f"task definition: expected a table of keys, got {type(d).__name__}")
         known = {"name", "labels", "positive", "field", "question", "answers", "instruction", "rubric",
                  "normaliser", "max_item_chars", "features"}
         unknown = set(d) - known
         if unknown:
-            raise SmallworldError(f"task definition: unknown keys {sorted(unknown)}")
-        try:
-            return cls(
-                name=str(d["name"]), labels=tuple(str(x) for x in d["labels"]), positive=str(d["positive"]),
-                field=str(d.get("field", "Item")), question=str(d.get("question", "Label")),
-                answers={str(k): str(v) for k, v in d["answers"].items()},
-                instruction=str(d.get("instruction", "")), rubric=str(d.get("rubric", "")),
-                normaliser=str(d.get("normaliser", "none")), max_item_chars=int(d.get("max_item_chars", 600)),
-                features=dict(d.get("features", {})),
-            )
-        except KeyError as e:
-            raise SmallworldError(f"task definition: missing key {e.args[0]!r}") from None
+            raise SmallworldError(f"task definition: unknown keys {sorted(map(str, unknown))}")
+        for key in ("name", "labels", "positive", "answers"):
+            if key not in d:
+                raise SmallworldError(f"task definition: missing key {key!r}")
+
+        def text(key: str, default: str | None = None) -> str:
+            v = d.get(key, default)
+            if not isinstance(v, str):
+                raise SmallworldError(f"task definition: {key!r} must be a string, not {type(v).__name__}")
+            return v
+
+        labels, answers, feats = d["labels"], d["answers"], d.get("features", {})
+        if not (isinstance(labels, (list, tuple)) and all(isinstance(x, str) for x in labels)):
+            raise SmallworldError("task definition: 'labels' must be a list of strings")
+        if not (isinstance(answers, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in answers.items())):
+            raise SmallworldError("task definition: 'answers' must be a table of label = \"answer word\" strings")
+        if not isinstance(feats, dict):
+            raise SmallworldError("task definition: 'features' must be a table")
+        mic = d.get("max_item_chars", 600)
+        if isinstance(mic, bool) or not isinstance(mic, int):
+            raise SmallworldError(f"task definition: 'max_item_chars' must be an integer, not {type(mic).__name__}")
+        return cls(name=text("name"), labels=tuple(labels), positive=text("positive"), field=text("field", "Item"),
+                   question=text("question", "Label"), answers=dict(answers), instruction=text("instruction", ""),
+                   rubric=text("rubric", ""), normaliser=text("normaliser", "none"), max_item_chars=mic,
+                   features=dict(feats))
 
 
 def load_task(name_or_path: str | Path) -> Task:
@@ -106,8 +145,10 @@ def load_task(name_or_path: str | Path) -> Task:
             raise SmallworldError(f"unknown task {s!r}: not one of {list(BUILTIN)} and no such TOML file")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError) as e:  # TOMLDecodeError, and integers past Python's digit limit
         raise SmallworldError(f"{path}: not a valid task TOML file: {e}") from None
+    except RecursionError:
+        raise SmallworldError(f"{path}: not a valid task TOML file: nested too deeply") from None
     if "task" in data and isinstance(data["task"], dict):  # a run config's [task] table
         data = data["task"]
     return Task.from_dict(data)
