@@ -100,7 +100,10 @@ def evaluate(model_dir: str = typer.Argument(...), file: str = typer.Argument(..
 
     def go():
         sc = Scorer(model_dir)
-        rows = [r for r in D.iter_rows(file, on_error=on_error) if "label" in r]
+        stats = D.ReadStats()
+        rows = [r for r in D.iter_rows(file, on_error=on_error, stats=stats) if "label" in r]
+        if stats.skipped:
+            typer.echo(f"skipped {stats.skipped} rows: {stats.reasons}", err=True)
         if not rows:
             raise SmallworldError(f"{file}: no labelled rows")
         D.check_labels(rows, sc.labels, file)
@@ -150,7 +153,10 @@ def label(file: str = typer.Argument(..., help="rows to label"),
 
     def go():
         t = load_task(task)
-        rows = D.read_rows(file, on_error=on_error)
+        stats = D.ReadStats()
+        rows = D.read_rows(file, on_error=on_error, stats=stats)
+        if stats.skipped:
+            info(f"skipped {stats.skipped} rows: {stats.reasons}", markup=False)
         if limit is not None:
             rows = rows[:limit]
         seed = []

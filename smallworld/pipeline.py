@@ -77,8 +77,8 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def _load_labelled(path: str, task: Task, on_error: str) -> list[dict]:
-    rows = [r for r in D.read_rows(path, on_error=on_error) if "label" in r]
+def _load_labelled(path: str, task: Task, on_error: str, stats: D.ReadStats | None = None) -> list[dict]:
+    rows = [r for r in D.read_rows(path, on_error=on_error, stats=stats) if "label" in r]
     if not rows:
         raise SmallworldError(f"{path}: no labelled rows (rows need a 'label' field)")
     D.check_labels(rows, task.labels, path)
@@ -208,8 +208,9 @@ def train(cfg: TrainConfig) -> dict:
 
     # -- data ---------------------------------------------------------------------------------------------
     t0 = time.perf_counter()
-    labelled = _load_labelled(cfg.labelled, task, cfg.on_error)
-    dev = _load_labelled(cfg.dev, task, cfg.on_error) if cfg.dev else []
+    stats = D.ReadStats()
+    labelled = _load_labelled(cfg.labelled, task, cfg.on_error, stats)
+    dev = _load_labelled(cfg.dev, task, cfg.on_error, stats) if cfg.dev else []
     heldout: list[dict] = []
     if cfg.holdout_sources:
         labelled, heldout = holdout_split(task, labelled, dev, cfg.holdout_sources)
@@ -219,8 +220,10 @@ def train(cfg: TrainConfig) -> dict:
         raise SmallworldError("the labelled seed needs rows of at least two labels")
     unl: list[dict] = []
     for p in cfg.unlabelled:
-        unl.extend(r for r in D.iter_rows(p, on_error=cfg.on_error))
+        unl.extend(r for r in D.iter_rows(p, on_error=cfg.on_error, stats=stats))
     timings["load"] = time.perf_counter() - t0
+    if stats.skipped:
+        info(f"skipped {stats.skipped} rows: {stats.reasons}", markup=False)
     info(f"[bold]{task.name}[/]: seed {len(seed_rows)} labelled rows ({_counts(seed_rows)}), "
          f"{len(unl)} unlabelled rows, teacher budget {cfg.budget if cfg.teacher else 0} "
          f"({cfg.strategy}, {cfg.rounds} round(s)); dev {len(dev)}, held-out {len(heldout)}")
@@ -373,7 +376,8 @@ def train(cfg: TrainConfig) -> dict:
     manifest = {"smallworld": __import__("smallworld").__version__, "config": asdict(cfg), "inputs": inputs,
                 "counts": {"seed": len(seed_rows), "unlabelled": len(unl), "chosen": len(asked),
                            "teacher_labelled": n_teacher_rows, "inherited": len(inherit), "dev": len(dev), "heldout": len(heldout),
-                           "disagreements": len(disagreements)},
+                           "disagreements": len(disagreements), "skipped_rows": stats.skipped,
+                           "skipped_reasons": stats.reasons},
                 "teacher": teacher_info, "metrics": metrics, "thresholds": thresholds,
                 "timings": {k: round(v, 3) for k, v in timings.items()},
                 "artifacts": {str(p.relative_to(out)): sha256_file(str(p)) for p in sorted(out.rglob("*"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import os
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
@@ -20,8 +21,23 @@ import numba as nb
 import numpy as np
 
 from .. import data as D
+from ..errors import ModelFileError, SmallworldError
 from ..student import features, modelfile
 from ..tasks import Task
+
+
+def _thresholds(t, model_dir) -> dict:
+    """Decision thresholds from model.json: finite numbers in [0, 1]; defaults where absent."""
+    out = {"best_guess": 0.5, "high_confidence": 0.9}
+    if t is None:
+        return out
+    if not isinstance(t, dict):
+        raise ModelFileError(f"{model_dir}/model.json: 'thresholds' must be a table of numbers")
+    for k, v in t.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 1:
+            raise ModelFileError(f"{model_dir}/model.json: threshold {k!r} must be a number in [0, 1], not {v!r}")
+        out[str(k)] = float(v)
+    return out
 
 
 class Scorer:
@@ -30,11 +46,14 @@ class Scorer:
     def __init__(self, model_dir: str | Path):
         self.model, self.header = modelfile.load(model_dir)
         t = self.header.get("task")
-        self.task = Task.from_dict(t) if isinstance(t, dict) else None
+        try:
+            self.task = Task.from_dict(t) if isinstance(t, dict) else None
+        except SmallworldError as e:
+            raise ModelFileError(f"{model_dir}/model.json: invalid task definition: {e}") from None
         self.labels = tuple(self.header["labels"])
         pos = (self.task.positive if self.task else self.labels[0])
         self.pos = self.labels.index(pos)
-        self.thresholds = self.header.get("thresholds") or {"best_guess": 0.5, "high_confidence": 0.9}
+        self.thresholds = _thresholds(self.header.get("thresholds"), model_dir)
         # two classes: one weight column (w_pos - w_neg) and one bias
         self.binary = features.binary_weights(self.model.W, self.model.b, self.pos) if len(self.labels) == 2 else None
 

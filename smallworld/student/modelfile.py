@@ -69,8 +69,8 @@ def read_header(model_dir: str | Path) -> dict:
         raise ModelFileError(f"{path}: larger than {MAX_JSON_BYTES} bytes; refusing to read")
     try:
         h = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path}: not valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, number and nesting bombs
+        raise ModelFileError(f"{path}: not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(h, dict) or h.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a {FORMAT} model file")
     if h.get("version") != VERSION:
@@ -90,7 +90,7 @@ def read_header(model_dir: str | Path) -> dict:
             raise ModelFileError(f"{path}: weights_bytes does not match dim x classes x dtype")
         if h["dtype"] == "int8" and not (isinstance(h.get("scale"), (int, float)) and h["scale"] > 0):
             raise ModelFileError(f"{path}: int8 weights need a positive 'scale'")
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise ModelFileError(f"{path}: missing or invalid field ({e})") from None
     return h
 
