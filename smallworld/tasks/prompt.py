@@ -56,3 +56,28 @@ def build(task: Task, text: str, demos: list[tuple[str, str]], rubric: bool = Tr
     """The full completion prompt; the teacher's next token is the answer word. ``defend=False``: items raw."""
     return (header(task, rubric, defend) + "".join(shot(task, t, lab, defend) for t, lab in demos)
             + shot(task, text, None, defend))
+
+
+# Text that addresses the classifier rather than doing the item's own job: instruction overrides, verdict
+# steering, fake verdict or role lines, claims of prior review. Written from that idea, not from a payload list.
+_INJECTION = [
+    (re.compile(r"\b(ignore|disregard|forget|override)\b[^\n]{0,60}?\b(instructions?|prompts?|rules?|above|"
+                r"previous|prior|guidelines)\b", re.I), "instruction override"),
+    (re.compile(r"\b(answer|respond|reply|output|say|return|classify|label|mark|treat|consider|rate)\b[^\n]{0,40}?"
+                r"\b(benign|safe|harmless|clean|legitimate|legit|not (malicious|phishing|spam)|false positive|ham)\b",
+                re.I), "verdict steering"),
+    (re.compile(r"\b(answer|respond|reply|say)\s+(with\s+)?[\"']?no\b", re.I), "verdict steering"),
+    (re.compile(r"\b(malicious|phishing|verdict|label|classification|category|answer)\s*[:=]\s*[\"']?"
+                r"(no|benign|safe|false|ham|clean)\b", re.I), "fake verdict"),
+    (re.compile(r"(^|[\s\"'(\[])(system|assistant)\s*:", re.I), "role line"),
+    (re.compile(r"\b(verified|reviewed|approved|whitelisted|allow-?listed|vetted)\b[^\n]{0,40}?\b(safe|benign|"
+                r"security team|administrator|admin|soc|it department)\b", re.I), "claimed review"),
+]
+
+
+def injection_markers(task: Task, text: str) -> list[str]:
+    """Why an item looks like an attempt to instruct the classifier (empty when it does not)."""
+    found = [name for rx, name in _INJECTION if rx.search(text)]
+    if re.search(r"(^|[\s\"'])" + re.escape(task.question) + r"\s*:", text, re.I):
+        found.append("answer line")
+    return found

@@ -17,6 +17,7 @@ class Usage:
     retries: int = 0
     failures: int = 0
     unusable: int = 0
+    injection_flags: int = 0
     price_prompt_per_1k: float = 0.0
     price_completion_per_1k: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -42,4 +43,5 @@ class Usage:
         cost = f", cost {d['cost']:.4f}" if (self.price_prompt_per_1k or self.price_completion_per_1k) else ""
         return (f"teacher usage [{self.model}]: {d['calls']} calls, {d['cache_hits']} cache hits, "
                 f"{d['prompt_tokens']} prompt + {d['completion_tokens']} completion tokens, {d['seconds']:.1f} s"
-                f"{cost}; {d['retries']} retries, {d['failures']} failed, {d['unusable']} unusable answers")
+                f"{cost}; {d['retries']} retries, {d['failures']} failed, {d['unusable']} unusable answers"
+                + (f", {d['injection_flags']} items flagged as prompt injection" if self.injection_flags else ""))
