@@ -40,6 +40,32 @@ def smollm_path() -> Path:
     return p
 
 
+def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Wait until GET url answers 200; fail with the server's log if it exits or never answers."""
+    deadline = time.time() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"server did not answer {url} in {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def start_serve(model_dir, port: int, log: Path, *extra: str) -> subprocess.Popen:
+    """`smallworld serve MODEL_DIR` on a loopback port, waited for until /healthz answers."""
+    proc = subprocess.Popen([sys.executable, "-m", "smallworld.cli", "serve", str(model_dir), "--port", str(port), *extra],
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, cwd=ROOT,
+                            env={**os.environ, "SMALLWORLD_TOKEN": ""})
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc, log, 60)
+    return proc
+
+
 class Server:
     def __init__(self, url: str, proc: subprocess.Popen):
         self.url = url
@@ -56,19 +82,7 @@ def llama_server(tmp_path_factory):
          "--port", str(port), "--n_threads", "2", "--n_ctx", "2048"],
         stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/models", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("llama_cpp.server did not start in 120 s")
+    wait_http(url + "/models", proc, log, 120)
     yield Server(url, proc)
     proc.terminate()
     try:

@@ -5,19 +5,17 @@ fuzz of the OpenAPI schema and of raw bodies (no 5xx)."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import socket
 import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import ROOT, cli, free_port
+from conftest import ROOT, cli, free_port, start_serve
 from smallworld.errors import SmallworldError
 from smallworld.serve.http import check_bind, create_app
 from smallworld.serve.score import Scorer
@@ -41,24 +39,9 @@ def server(model_dir, tmp_path_factory):
     """`smallworld serve` on a free loopback port, no token, small limits and a 2 s timeout."""
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smallworld.cli", "serve", str(model_dir), "--port", str(port),
-         "--max-batch", "100", "--max-body-bytes", "65536", "--max-item-bytes", "4096", "--timeout", "2"],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "SMALLWORLD_TOKEN": ""})
+    proc = start_serve(model_dir, port, log, "--max-batch", "100", "--max-body-bytes", "65536",
+                       "--max-item-bytes", "4096", "--timeout", "2")
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"smallworld serve exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.time() > deadline:
-            proc.kill()
-            raise RuntimeError("smallworld serve did not start in 60 s")
-        time.sleep(0.2)
     with httpx.Client(base_url=url, timeout=10) as client:
         yield client
     proc.terminate()
