@@ -62,7 +62,7 @@ def main() -> None:
         return
     from smallworld.label import STRATEGIES
 
-    print(f"| strategy | rows | budget | asked | inherited | seconds | peak RSS growth (MB) |\n|---|---|---|---|---|---|---|")
+    print("| strategy | rows | budget | asked | inherited | seconds | peak RSS growth (MB) |\n|---|---|---|---|---|---|---|")
     for s in STRATEGIES:
         out = subprocess.run([sys.executable, __file__, "--data", a.data, "--rows", str(a.rows), "--budget",
                               str(a.budget), "--strategy", s], capture_output=True, text=True, check=True)

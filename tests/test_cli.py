@@ -1,15 +1,12 @@
 """The CLI contract, end to end, with a real llama.cpp server as the teacher; kill-and-resume of labelling."""
 
 import json
-import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-
-import pytest
 
 from conftest import ROOT, cli
 from smallworld.demo import EXAMPLES

@@ -35,8 +35,8 @@ def test_clients_that_vanish_mid_request_do_not_hurt_the_service(model_dir, tmp_
         before = _score(url, "powershell -enc SQBFAFgA")
         for i in range(30):
             s = socket.create_connection(("127.0.0.1", port))
-            head = (f"POST /v1/score/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: 100000\r\n\r\n").encode()
+            head = (b"POST /v1/score/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100000\r\n\r\n")
             s.sendall(head + b'{"items": [{"text": "abc' * (1 + i % 3))
             if i % 2:
                 s.shutdown(socket.SHUT_RDWR)
