@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import SmallworldError
-from .decide import score_and_decide
+from .score import score_and_decide
 from .score import Scorer
 
 log = logging.getLogger("smallworld.serve")

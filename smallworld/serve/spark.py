@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import SmallworldError
-from .decide import score_and_decide
+from .score import score_and_decide
 from .score import Scorer
 
 MODEL_FILES = ("model.json", "weights.bin")
