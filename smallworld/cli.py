@@ -51,6 +51,7 @@ def train(
     budget: int = typer.Option(300, "--budget", help="teacher calls on unlabelled rows"),
     strategy: str = typer.Option("random", "--strategy", help="what to ask: random, uncertainty, diversity, dedup, combined"),
     rounds: int = typer.Option(1, "--rounds", help="alternate train -> select -> ask this many times, splitting the budget"),
+    round_sizes: Optional[str] = typer.Option(None, "--round-sizes", help="calls per round, e.g. 250,250,500 (overrides --budget/--rounds)"),
     calibration: int = typer.Option(100, "--calibration", help="teacher calls on seed rows for calibration"),
     teacher_eval: int = typer.Option(200, "--teacher-eval", help="teacher calls on evaluation rows"),
     seed_size: Optional[int] = typer.Option(None, "--seed-size", help="sample this many labelled rows as the seed"),
@@ -78,6 +79,7 @@ def train(
                           endpoint=endpoint, concurrency=concurrency, timeout=timeout, retries=retries,
                           api_key_env=api_key_env, price_prompt_per_1k=price_prompt,
                           price_completion_per_1k=price_completion, cache=cache, budget=budget, strategy=strategy, rounds=rounds,
+                          round_sizes=_int_list(round_sizes, "--round-sizes"),
                           calibration=calibration, teacher_eval=teacher_eval, shots=shots, prompt=prompt,
                           holdout_sources=list(holdout_source), seed_size=seed_size, alpha=alpha, beta=beta,
                           temperature=temperature, targets=targets, confidence_weight=confidence_weight, noisy=noisy,
@@ -87,6 +89,15 @@ def train(
         typer.echo(f"model written to {out}")
 
     _run(go)
+
+
+def _int_list(text: Optional[str], opt: str) -> list[int]:
+    if not text:
+        return []
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SmallworldError(f"{opt} takes comma-separated integers, e.g. 250,250,500; got {text!r}") from None
 
 
 @app.command()

@@ -62,6 +62,7 @@ class TrainConfig:
     noisy_needs_student: bool = True  # flag a label only if the cross-validated student also contradicts it
     strategy: str = "random"     # random | uncertainty | diversity | dedup | combined
     rounds: int = 1
+    round_sizes: list[int] = field(default_factory=list)  # explicit calls per round (overrides budget/rounds)
     inherit_weight: float = 0.5  # weight of a near-duplicate that inherits its representative's answer
     l2: float = 1e-4
     seed: int = 0
@@ -205,6 +206,10 @@ def train(cfg: TrainConfig) -> dict:
         raise SmallworldError(f"--strategy must be one of {', '.join(L.STRATEGIES)}")
     if cfg.rounds < 1:
         raise SmallworldError("--rounds must be at least 1")
+    if cfg.round_sizes:
+        if any(int(b) < 1 for b in cfg.round_sizes):
+            raise SmallworldError("--round-sizes must be positive integers")
+        cfg.budget, cfg.rounds = sum(int(b) for b in cfg.round_sizes), len(cfg.round_sizes)
 
     # -- data ---------------------------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -222,6 +227,8 @@ def train(cfg: TrainConfig) -> dict:
     for p in cfg.unlabelled:
         unl.extend(r for r in D.iter_rows(p, on_error=cfg.on_error, stats=stats))
     timings["load"] = time.perf_counter() - t0
+    eval_sets = {name: ([task.normalise(r["text"]) for r in rows], np.array([r["label"] == task.positive for r in rows]))
+                 for name, rows in (("dev", dev), ("heldout", heldout)) if rows}
     if stats.skipped:
         info(f"skipped {stats.skipped} rows: {stats.reasons}", markup=False)
     info(f"[bold]{task.name}[/]: seed {len(seed_rows)} labelled rows ({_counts(seed_rows)}), "
@@ -284,7 +291,8 @@ def train(cfg: TrainConfig) -> dict:
             Y_s, w_s = _noisy_handling(cfg, seed_rows, Y_seed, w_seed, noisy)
 
             folded = {L._fold(r["text"]) for r in seed_rows}
-            budgets = [cfg.budget // cfg.rounds + (1 if r < cfg.budget % cfg.rounds else 0) for r in range(cfg.rounds)]
+            budgets = [int(b) for b in cfg.round_sizes] or \
+                [cfg.budget // cfg.rounds + (1 if r < cfg.budget % cfg.rounds else 0) for r in range(cfg.rounds)]
             for rnd, b in enumerate(budgets):
                 student = None if rnd == 0 and cfg.strategy in ("random", "dedup") else distilled
                 sel = L.select(cfg.strategy, unl, b, student=student, feature_cfg=dict(task.features),
@@ -301,8 +309,10 @@ def train(cfg: TrainConfig) -> dict:
                 folded |= {L._fold(unl[i]["text"]) for i in sel.ask}
                 folded |= {L._fold(unl[m]["text"]) for rep in sel.ask for m in sel.members.get(rep, [])}
                 distilled = _fit_round(task, cfg, cal, seed_texts, Y_s, w_s, unl, asked, P_raw_asked, inherit)
-                rounds_info.append({"round": rnd + 1, "asked": len(sel.ask), "inherited": sum(
-                    len(sel.members.get(a, [])) for a in sel.ask), "select_seconds": round(sel.seconds, 3)})
+                rounds_info.append({"round": rnd + 1, "asked": len(sel.ask), "teacher_calls": len(asked),
+                                    "inherited": sum(len(sel.members.get(a, [])) for a in sel.ask),
+                                    "select_seconds": round(sel.seconds, 3),
+                                    "metrics": _curve_point(task, distilled, eval_sets)})
             for name, rows in (("dev", dev), ("heldout", heldout)):
                 if rows and cfg.teacher_eval:
                     idx = L.sample_idx(len(rows), cfg.teacher_eval, cfg.seed + 2)
@@ -384,6 +394,15 @@ def train(cfg: TrainConfig) -> dict:
                               if p.is_file() and p.name != "manifest.json"} | {"manifest.json": None}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def _curve_point(task: Task, student, eval_sets: dict) -> dict:
+    """The student's ROC AUC and TPR at 1e-3 FPR on each evaluation set: one point of a learning curve."""
+    out = {}
+    for name, (txt, y) in eval_sets.items():
+        m = E.binary_metrics(y, student.predict_proba(txt)[:, task.pos_index])
+        out[name] = {"roc_auc": m["roc_auc"], "tpr_at_1e-3": m["tpr_at_fpr"]["0.001"]}
+    return out
 
 
 def _round(p) -> list[float]:
