@@ -1,11 +1,11 @@
 """Learning curves: the distilled student's quality against the number of teacher calls, per selection strategy.
 
     SMALLWORLD_TEACHER_THREADS=1 .venv/bin/python bench/learning_curves.py --data ../shared/data \\
-        [--tasks cmdlines,urls] [--sizes 100,100,200,400] [--strategies random,uncertainty,diversity,dedup,combined]
+        [--tasks cmdlines,urls] [--sizes 25,25,50,100] [--strategies random,uncertainty,diversity,dedup,combined]
 
 For each task: a 500-row labelled seed from train (the held-out source removed), unlabelled rows = the task's
 `pool` (rows of the held-out source removed, so the held-out measure stays honest) and `telemetry` mixed.
-Each strategy runs `train` with rounds of the given sizes (cumulative calls 100, 200, 400, 800 by default)
+Each strategy runs `train` with rounds of the given sizes (cumulative calls 25, 50, 100, 200 by default)
 and records after every round the student's ROC AUC and TPR at 1e-3 FPR on dev and on the held-out source.
 Two reference lines: seed-only (no teacher) and the oracle (random pool rows with their TRUE labels from
 `pool_labels` — measurement only, never used by the pipeline). Writes bench/out/curves/curves.json, a
@@ -74,7 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--tasks", default="cmdlines,urls")
-    ap.add_argument("--sizes", default="100,100,200,400", help="teacher calls per round")
+    ap.add_argument("--sizes", default="25,25,50,100", help="teacher calls per round")
     ap.add_argument("--strategies", default="random,uncertainty,diversity,dedup,combined")
     ap.add_argument("--prompt", default="fixed", help="teacher prompt (fixed: the cheapest per call)")
     ap.add_argument("--seed-size", type=int, default=500)

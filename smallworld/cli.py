@@ -41,6 +41,7 @@ def train(
     labelled: str = typer.Option(..., "--labelled", help="labelled rows (JSONL[.gz], CSV, Parquet)"),
     out: str = typer.Option(..., "--out", help="output directory for the model and manifest"),
     unlabelled: List[str] = typer.Option([], "--unlabelled", help="unlabelled rows for the teacher (repeatable)"),
+    synthetic: List[str] = typer.Option([], "--synthetic", help="synthetic rows from `smallworld synth` (training only; repeatable)"),
     dev: Optional[str] = typer.Option(None, "--dev", help="labelled rows for evaluation and thresholds"),
     teacher: str = TeacherOpt,
     teacher_model: Optional[str] = typer.Option(None, "--teacher-model", help="model name on the server"),
@@ -75,6 +76,7 @@ def train(
 
     def go():
         cfg = TrainConfig(task=task, labelled=labelled, out=out, unlabelled=list(unlabelled), dev=dev,
+                          synthetic=list(synthetic),
                           teacher=None if teacher == "none" else teacher, teacher_model=teacher_model,
                           endpoint=endpoint, concurrency=concurrency, timeout=timeout, retries=retries,
                           api_key_env=api_key_env, price_prompt_per_1k=price_prompt,
@@ -192,6 +194,64 @@ def label(file: str = typer.Argument(..., help="rows to label"),
         D.write_jsonl(out, ({"id": r["id"], "probs": dict(zip(t.labels, map(_r6, pc))), "raw": dict(zip(t.labels, map(_r6, p)))}
                             for r, p, pc in zip(rows, P, Pc) if not np.isnan(p).any()))
         info(f"wrote {out}" + (" (probabilities calibrated on the labelled seed)" if cal is not None and cal.coef is not None else ""))
+
+    _run(go)
+
+
+@app.command()
+def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "--n", help="about this many items, before filters"),
+          out: str = typer.Option(..., "--out", help="JSONL of kept synthetic rows"),
+          teacher: str = TeacherOpt, teacher_model: Optional[str] = typer.Option(None, "--teacher-model"),
+          timeout: float = TimeoutOpt, retries: int = RetriesOpt, api_key_env: str = KeyEnvOpt,
+          price_prompt: float = PricePOpt, price_completion: float = PriceCOpt,
+          label_: Optional[str] = typer.Option(None, "--label", help="only taxonomy entries of this label"),
+          entries: Optional[str] = typer.Option(None, "--entries", help="comma-separated taxonomy entry ids"),
+          taxonomy: List[str] = typer.Option([], "--taxonomy", help="more [[entry]] tables (TOML; repeatable)"),
+          labelled: Optional[str] = typer.Option(None, "--labelled", help="training rows: duplicate/novelty checks and the verifier's demonstrations"),
+          verify: bool = typer.Option(True, "--verify/--no-verify", help="keep only rows the teacher labels as intended"),
+          threshold: float = typer.Option(0.5, "--threshold", help="teacher probability of the intended class to keep a row"),
+          temperature: float = typer.Option(0.9, "--temperature"), seed: int = typer.Option(0, "--seed"),
+          weight: float = typer.Option(1.0, "--weight", help="training weight written on each row"),
+          cache: Optional[str] = typer.Option(None, "--cache")):
+    """Let the teacher write labelled rows for a taxonomy (ATT&CK techniques, phishing lures...), filtered and verified."""
+    from . import data as D
+    from .progress import info
+    from .synth import load_taxonomy, synthesize
+    from .tasks import load_task
+    from .teacher import make_teacher
+
+    def go():
+        t = load_task(task)
+        ents = load_taxonomy(t, taxonomy)
+        if label_:
+            if label_ not in t.labels:
+                raise SmallworldError(f"--label {label_!r} is not one of {list(t.labels)}")
+            ents = [e for e in ents if e.label == label_]
+        if entries:
+            want = [x.strip() for x in entries.split(",") if x.strip()]
+            unknown = sorted(set(want) - {e.id for e in ents})
+            if unknown:
+                raise SmallworldError(f"--entries: unknown taxonomy entries {unknown}")
+            ents = [e for e in ents if e.id in want]
+        train_rows = []
+        if labelled:
+            train_rows = [r for r in D.read_rows(labelled) if "label" in r]
+            D.check_labels(train_rows, t.labels, labelled)
+        te = make_teacher(teacher, cache_path=cache, model=teacher_model, timeout=timeout,
+                          retries=retries, api_key_env=api_key_env, price_prompt_per_1k=price_prompt,
+                          price_completion_per_1k=price_completion)
+        try:
+            rows, rep = synthesize(t, te, n, ents, train_rows, verify=verify, threshold=threshold,
+                                   temperature=temperature, seed=seed, weight=weight)
+        finally:
+            te.close()
+            info(te.usage.render(), markup=False)
+        D.write_jsonl(out, rows)
+        rp = out + ".report.json"
+        with open(rp, "w", encoding="utf-8") as f:
+            json.dump(rep.to_dict() | {"usage": te.usage.to_dict()}, f, indent=2)
+        typer.echo(rep.render())
+        typer.echo(f"wrote {len(rows)} rows to {out} (report: {rp})")
 
     _run(go)
 

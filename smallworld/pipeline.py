@@ -33,6 +33,7 @@ class TrainConfig:
     labelled: str
     out: str
     unlabelled: list[str] = field(default_factory=list)
+    synthetic: list[str] = field(default_factory=list)  # rows from `smallworld synth`: training only, never evaluated
     dev: str | None = None
     teacher: str | None = "embedded"
     teacher_model: str | None = None
@@ -83,6 +84,20 @@ def _load_labelled(path: str, task: Task, on_error: str, stats: D.ReadStats | No
     if not rows:
         raise SmallworldError(f"{path}: no labelled rows (rows need a 'label' field)")
     D.check_labels(rows, task.labels, path)
+    return rows
+
+
+def load_synthetic(paths: list[str], task: Task, on_error: str, stats: D.ReadStats) -> list[dict]:
+    """Rows written by `smallworld synth`: labelled, weighted, and marked ``source = "synthetic:..."`` (a file
+    whose rows lack the mark is refused, so real data is never mistaken for synthetic or the reverse)."""
+    rows: list[dict] = []
+    for p in paths:
+        got = _load_labelled(p, task, on_error, stats)
+        bad = [r["id"] for r in got if not str(r.get("source", "")).startswith("synthetic:")]
+        if bad:
+            raise SmallworldError(f"{p}: {len(bad)} rows are not marked source = \"synthetic:...\" (first: {bad[0]}); "
+                                  "--synthetic takes the output of `smallworld synth`")
+        rows += got
     return rows
 
 
@@ -223,6 +238,7 @@ def train(cfg: TrainConfig) -> dict:
     seed_rows = stratified_sample(labelled, cfg.seed_size, cfg.seed) if cfg.seed_size else labelled
     if len({r["label"] for r in seed_rows}) < 2:
         raise SmallworldError("the labelled seed needs rows of at least two labels")
+    synthetic = load_synthetic(cfg.synthetic, task, cfg.on_error, stats)
     unl: list[dict] = []
     for p in cfg.unlabelled:
         unl.extend(r for r in D.iter_rows(p, on_error=cfg.on_error, stats=stats))
@@ -231,15 +247,17 @@ def train(cfg: TrainConfig) -> dict:
                  for name, rows in (("dev", dev), ("heldout", heldout)) if rows}
     if stats.skipped:
         info(f"skipped {stats.skipped} rows: {stats.reasons}", markup=False)
-    info(f"[bold]{task.name}[/]: seed {len(seed_rows)} labelled rows ({_counts(seed_rows)}), "
+    info(f"[bold]{task.name}[/]: seed {len(seed_rows)} labelled rows ({_counts(seed_rows)})"
+         + (f" + {len(synthetic)} synthetic ({_counts(synthetic)})" if synthetic else "") + ", "
          f"{len(unl)} unlabelled rows, teacher budget {cfg.budget if cfg.teacher else 0} "
          f"({cfg.strategy}, {cfg.rounds} round(s)); dev {len(dev)}, held-out {len(heldout)}")
 
     # -- the seed-only student ----------------------------------------------------------------------------
     t0 = time.perf_counter()
-    seed_texts = [task.normalise(r["text"]) for r in seed_rows]
-    Y_seed = onehot(task, [r["label"] for r in seed_rows])
-    w_seed = np.array([float(r.get("weight", 1.0)) for r in seed_rows])
+    train_rows = seed_rows + synthetic  # synthetic rows train both students; demonstrations and checks use the seed
+    seed_texts = [task.normalise(r["text"]) for r in train_rows]
+    Y_seed = onehot(task, [r["label"] for r in train_rows])
+    w_seed = np.array([float(r.get("weight", 1.0)) for r in train_rows])
     seed_only = LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(seed_texts, Y_seed, w_seed)
     timings["train_seed_only"] = time.perf_counter() - t0
     distilled = seed_only
@@ -377,14 +395,15 @@ def train(cfg: TrainConfig) -> dict:
     thresholds.setdefault("high_confidence", 0.9)
 
     meta = {"task": task.to_dict(), "thresholds": thresholds, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "trained_on": {"seed_rows": len(seed_rows), "teacher_rows": n_teacher_rows, "inherited_rows": len(inherit)}}
+            "trained_on": {"seed_rows": len(seed_rows), "synthetic_rows": len(synthetic), "teacher_rows": n_teacher_rows,
+                           "inherited_rows": len(inherit)}}
     modelfile.save(distilled, out, meta)
     modelfile.save(seed_only, out / "seed_only", meta | {"trained_on": {"seed_rows": len(seed_rows), "teacher_rows": 0}})
 
     timings["total"] = time.perf_counter() - t_start
-    inputs = {p: {"sha256": sha256_file(p)} for p in [cfg.labelled, *cfg.unlabelled, *([cfg.dev] if cfg.dev else [])]}
+    inputs = {p: {"sha256": sha256_file(p)} for p in [cfg.labelled, *cfg.unlabelled, *cfg.synthetic, *([cfg.dev] if cfg.dev else [])]}
     manifest = {"smallworld": __import__("smallworld").__version__, "config": asdict(cfg), "inputs": inputs,
-                "counts": {"seed": len(seed_rows), "unlabelled": len(unl), "chosen": len(asked),
+                "counts": {"seed": len(seed_rows), "synthetic": len(synthetic), "unlabelled": len(unl), "chosen": len(asked),
                            "teacher_labelled": n_teacher_rows, "inherited": len(inherit), "dev": len(dev), "heldout": len(heldout),
                            "disagreements": len(disagreements), "skipped_rows": stats.skipped,
                            "skipped_reasons": stats.reasons},

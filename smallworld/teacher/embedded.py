@@ -169,9 +169,11 @@ class EmbeddedTeacher(Teacher):
                 LlamaGrammar.from_json_schema(_json.dumps(schema), verbose=False)
         llm.set_seed(seed)
         self._tokens = []  # generation moves the KV cache; the next _eval must not trust the old prefix
-        out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature, seed=seed, **kw)
+        # generation prompts are instructions: sent as a user turn through the model's own chat template
+        out = llm.create_chat_completion([{"role": "user", "content": prompt}], max_tokens=max_tokens,
+                                         temperature=temperature, seed=seed, **kw)
         u = out.get("usage") or {}
-        return out["choices"][0]["text"], {"prompt_tokens": u.get("prompt_tokens", 0),
+        return out["choices"][0]["message"]["content"] or "", {"prompt_tokens": u.get("prompt_tokens", 0),
                                            "completion_tokens": u.get("completion_tokens", 0),
                                            "seconds": time.perf_counter() - t0}
 

@@ -1,0 +1,344 @@
+"""Synthetic data: the teacher writes the rare threats (and hard benign cases) the data lacks.
+
+Flow: a taxonomy (shipped per task in ``tasks/taxonomy/<task>.toml``, extensible with ``--taxonomy FILE``)
+-> one constrained-JSON generation prompt per taxonomy entry and call (temperature and seed per call;
+answers in the same durable cache and usage ledger as labelling) -> filters, each counted: parse validity,
+length bounds, placeholders, exact and near-duplicates (MinHash) within the batch and against the training
+data, and teacher verification (the teacher, asked with the ordinary labelling prompt, must give the
+intended class at least ``threshold``) -> rows with ``source = "synthetic:<task>/<entry>"`` and a weight,
+plus a filter and diversity report. Synthetic rows are for training only (``train --synthetic FILE``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from . import label as L
+from .errors import SmallworldError
+from .tasks import Task
+
+_TAX = Path(__file__).parent / "tasks" / "taxonomy"
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    name: str
+    label: str
+    hint: str
+    platform: str = "any"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What one synthetic item of a task looks like."""
+    unit: str            # what the prompt asks for
+    per_call: int        # items per generation call
+    max_tokens: int
+    min_chars: int
+    max_chars: int
+    email: bool = False  # items are {subject, body} objects
+
+
+SHAPES = {
+    "cmdlines": Shape("single-line command line", 5, 600, 8, 400),
+    "urls": Shape("full URL (with scheme)", 5, 500, 12, 300),
+    "emails": Shape("email", 1, 420, 120, 3000, email=True),
+    "html": Shape("complete small HTML page", 1, 900, 200, 20000),
+}
+
+PLACEHOLDER = re.compile(
+    r"example\.(com|org|net)|\b(evil|attacker|malicious|badsite|phishing-?site)\.(com|net|org)|<[a-z_ -]*(payload|url|path|"
+    r"ip|host|domain|user|name|file|command|link|script)[a-z_ -]*>|\{[A-Z_]{3,}\}|\[(url|link|name|company|recipient|"
+    r"sender|your name|date|amount)\]|path/to/|your[_-](domain|server|ip|file)|lorem ipsum|x\.x\.x\.x|\bxxx+\b", re.I)
+
+
+def load_taxonomy(task: Task, extra: Sequence[str] = ()) -> list[Entry]:
+    """The task's shipped taxonomy plus the user's files; every entry's label must be one of the task's."""
+    paths = ([_TAX / f"{task.name}.toml"] if (_TAX / f"{task.name}.toml").exists() else []) + [Path(p) for p in extra]
+    if not paths:
+        raise SmallworldError(f"task {task.name!r} ships no taxonomy: pass --taxonomy FILE with [[entry]] tables")
+    out: dict[str, Entry] = {}
+    for p in paths:
+        try:
+            doc = tomllib.loads(Path(p).read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise SmallworldError(f"{p}: not a readable taxonomy TOML file: {e}") from None
+        for i, e in enumerate(doc.get("entry", [])):
+            if not isinstance(e, dict) or not all(isinstance(e.get(k), str) and e.get(k) for k in ("id", "name", "label", "hint")):
+                raise SmallworldError(f"{p}: entry {i + 1} needs non-empty strings id, name, label and hint")
+            if e["label"] not in task.labels:
+                raise SmallworldError(f"{p}: entry {e['id']!r} has label {e['label']!r}, not one of {list(task.labels)}")
+            out[e["id"]] = Entry(e["id"], e["name"], e["label"], e["hint"], str(e.get("platform", "any")))
+    return list(out.values())
+
+
+def _schema(shape: Shape, n: int) -> dict:
+    item = ({"type": "object", "properties": {"subject": {"type": "string"}, "body": {"type": "string"}},
+             "required": ["subject", "body"]} if shape.email else {"type": "string"})
+    return {"type": "object", "properties": {"items": {"type": "array", "items": item, "minItems": n, "maxItems": n}},
+            "required": ["items"]}
+
+
+def build_prompt(task: Task, shape: Shape, entry: Entry, n: int) -> str:
+    label_words = {lab: lab.replace("_", " ") for lab in task.labels}
+    where = "" if entry.platform == "any" else f" Platform: {entry.platform}."
+    what = "one" if n == 1 else f"{n} different"
+    extra = {"emails": " Each email has a subject and a body of 60 to 150 words, written as it would arrive today.",
+             "html": " Keep the page short (under 60 lines), with a title, some visible text and its forms or links.",
+             "cmdlines": " One command per item, on one line.",
+             "urls": " Vary the hosts and paths."}.get(task.name, "")
+    return (f"You write realistic data to test a security classifier ({task.name}: "
+            f"{', '.join(label_words.values())}).\n"
+            f"Write {what} realistic {shape.unit}{'' if n == 1 else 's'} of this kind, labelled {label_words[entry.label]}:\n"
+            f"{entry.name} ({entry.id}): {entry.hint}.{where}{extra}\n"
+            "Use concrete, plausible hostnames, paths, user names, brands and values as seen in real life; never "
+            "placeholders such as example.com, <payload>, {PATH}, [URL] or path/to/file.\n"
+            'Answer only with JSON: {"items": [...]}')
+
+
+# -- validity per task -------------------------------------------------------------------------------------
+def _valid_url(t: str) -> bool:
+    if any(c.isspace() for c in t):
+        return False
+    try:
+        u = urlsplit(t)
+        return u.scheme in ("http", "https") and bool(u.hostname) and ("." in u.hostname or ":" in u.hostname)
+    except ValueError:
+        return False
+
+
+def _valid_cmdline(t: str, platform: str) -> bool:
+    if "\n" in t or "\r" in t:
+        return False
+    try:
+        toks = shlex.split(t, posix=platform not in ("windows",))
+    except ValueError:
+        return False
+    return bool(toks) and bool(toks[0].strip())
+
+
+def _valid_email(t: str) -> bool:
+    subject, _, body = t.partition("\n")
+    return subject.startswith("Subject: ") and len(subject) > 10 and len(body.split()) >= 15
+
+
+def _valid_html(t: str) -> bool:
+    import lxml.html
+
+    try:
+        doc = lxml.html.document_fromstring(t)
+    except Exception:  # lxml raises ParserError, ValueError... on hopeless input
+        return False
+    return doc.find(".//body") is not None and len(doc.text_content().split()) >= 3
+
+
+def valid(task: Task, text: str, entry: Entry) -> bool:
+    if task.name == "urls":
+        return _valid_url(text)
+    if task.name == "cmdlines":
+        return _valid_cmdline(text, entry.platform)
+    if task.name == "emails":
+        return _valid_email(text)
+    if task.name == "html":
+        return _valid_html(text)
+    return bool(text.strip())
+
+
+def _items(answer: str, shape: Shape) -> list[str] | None:
+    try:
+        doc = json.loads(answer, strict=False)  # grammar-bound strings can hold raw newlines
+    except (ValueError, RecursionError):
+        m = re.search(r"\{.*\}", answer, re.S)  # some servers wrap the JSON in prose or code fences
+        try:
+            doc = json.loads(m.group(0), strict=False) if m else None
+        except (ValueError, RecursionError):
+            doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        return None
+    out = []
+    for it in doc["items"]:
+        if shape.email and isinstance(it, dict) and isinstance(it.get("subject"), str) and isinstance(it.get("body"), str):
+            out.append(f"Subject: {' '.join(it['subject'].split())}\n{it['body'].strip()}")
+        elif not shape.email and isinstance(it, str):
+            out.append(it.strip())
+    return out
+
+
+# -- the run ----------------------------------------------------------------------------------------------
+@dataclass
+class SynthReport:
+    calls: int = 0
+    unparseable_answers: int = 0
+    generated: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    kept: int = 0
+    per_entry: dict[str, dict[str, int]] = field(default_factory=dict)
+    diversity: dict = field(default_factory=dict)
+
+    def drop(self, reason: str, entry: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self.per_entry.setdefault(entry, {"generated": 0, "kept": 0})
+
+    def render(self) -> str:
+        lines = [f"synthetic data: {self.calls} generation calls ({self.unparseable_answers} unparseable), "
+                 f"{self.generated} items generated, {self.kept} kept",
+                 "filter                          dropped"]
+        for reason in FILTERS:
+            lines.append(f"  {reason:<30}{self.dropped.get(reason, 0):>7}")
+        lines.append("per taxonomy entry (generated -> kept):")
+        for e, c in self.per_entry.items():
+            lines.append(f"  {e:<30}{c['generated']:>5} -> {c['kept']}")
+        d = self.diversity
+        if d:
+            lines.append(f"diversity: {d['distinct_token_bigrams']:.3f} distinct token bigrams per bigram, "
+                         f"{d['distinct_char_4grams']:.3f} distinct character 4-grams per 4-gram; nearest training row: "
+                         f"median similarity {d['nn_similarity_median']:.2f} (novelty median {d['novelty_median']:.2f}, "
+                         f"min {d['novelty_min']:.2f})")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"calls": self.calls, "unparseable_answers": self.unparseable_answers, "generated": self.generated,
+                "dropped": {k: self.dropped.get(k, 0) for k in FILTERS}, "kept": self.kept,
+                "per_entry": self.per_entry, "diversity": self.diversity}
+
+
+FILTERS = ("invalid", "length", "placeholder", "duplicate in batch", "duplicate of training data",
+           "near-duplicate in batch", "near-duplicate of training data", "not verified by teacher")
+
+
+def max_similarity(sig_a: np.ndarray, sig_b: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """For each row of sig_a, the highest estimated Jaccard similarity (MinHash agreement) to any row of sig_b."""
+    best = np.zeros(len(sig_a))
+    for s in range(0, len(sig_b), chunk):
+        B = sig_b[s:s + chunk]
+        for i in range(len(sig_a)):
+            best[i] = max(best[i], float((B == sig_a[i]).mean(axis=1).max()))
+    return best
+
+
+def diversity(texts: Sequence[str], novelty: np.ndarray) -> dict:
+    bi, n_bi, c4, n_c4 = set(), 0, set(), 0
+    for t in texts:
+        toks = t.lower().split()
+        pairs = list(zip(toks, toks[1:]))
+        bi.update(pairs)
+        n_bi += len(pairs)
+        grams = [t[i:i + 4] for i in range(max(len(t) - 3, 0))]
+        c4.update(grams)
+        n_c4 += len(grams)
+    return {"distinct_token_bigrams": len(bi) / max(n_bi, 1), "distinct_char_4grams": len(c4) / max(n_c4, 1),
+            "nn_similarity_median": float(np.median(1 - novelty)) if len(novelty) else 0.0,
+            "novelty_median": float(np.median(novelty)) if len(novelty) else 0.0,
+            "novelty_min": float(novelty.min()) if len(novelty) else 0.0}
+
+
+def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows: Sequence[dict] = (),
+               verify: bool = True, threshold: float = 0.5, temperature: float = 0.9, seed: int = 0,
+               weight: float = 1.0, progress: bool = True) -> tuple[list[dict], SynthReport]:
+    """About ``n`` items spread evenly over ``entries`` (generated with some headroom for the filters)."""
+    from .progress import bar
+
+    if not entries:
+        raise SmallworldError("no taxonomy entries to generate for")
+    shape = SHAPES.get(task.name, Shape("item", 3, 500, 5, task.max_item_chars))
+    rep = SynthReport()
+    per_entry = math.ceil(n / len(entries))
+    cand: list[tuple[str, Entry]] = []
+    calls_per_entry = math.ceil(per_entry * 1.5 / shape.per_call)  # headroom: the filters drop some
+    schema = _schema(shape, shape.per_call)
+    with bar("teacher: generating", len(entries) * calls_per_entry, progress) as tick:
+        for e in entries:
+            prompt = build_prompt(task, shape, e, shape.per_call)
+            rep.per_entry.setdefault(e.id, {"generated": 0, "kept": 0})
+            for c in range(calls_per_entry):
+                s = seed * 1000 + c
+                text = teacher.generate(prompt, max_tokens=shape.max_tokens, temperature=temperature, seed=s, schema=schema)
+                rep.calls += 1
+                items = _items(text, shape)
+                tick()
+                if items is None:
+                    rep.unparseable_answers += 1
+                    continue
+                for it in items:
+                    rep.generated += 1
+                    rep.per_entry[e.id]["generated"] += 1
+                    cand.append((it, e))
+
+    # cheap filters first
+    train_fold = {L._fold(r["text"]) for r in train_rows}
+    seen: set[str] = set()
+    kept: list[tuple[str, Entry]] = []
+    for text, e in cand:
+        f = L._fold(text)
+        if not valid(task, text, e):
+            rep.drop("invalid", e.id)
+        elif not shape.min_chars <= len(text) <= shape.max_chars:
+            rep.drop("length", e.id)
+        elif PLACEHOLDER.search(text):
+            rep.drop("placeholder", e.id)
+        elif f in seen:
+            rep.drop("duplicate in batch", e.id)
+        elif f in train_fold:
+            rep.drop("duplicate of training data", e.id)
+        else:
+            seen.add(f)
+            kept.append((text, e))
+
+    # near-duplicates (MinHash, the same rule as selection's dedup): in the batch, then against training data
+    if kept:
+        cl = L.near_duplicate_clusters([task.normalise(t) for t, _ in kept], seed)
+        nd = [(t, e) for j, (t, e) in enumerate(kept) if cl[j] == j]
+        for j, (t, e) in enumerate(kept):
+            if cl[j] != j:
+                rep.drop("near-duplicate in batch", e.id)
+        kept = nd
+    novelty = np.ones(len(kept))
+    if kept and train_rows:
+        perms = L.MINHASH["perms"]
+        sk = L.minhash_signatures([task.normalise(t) for t, _ in kept], perms, seed)
+        st = L.minhash_signatures([task.normalise(r["text"]) for r in train_rows], perms, seed)
+        sim = max_similarity(sk, st)
+        novelty = 1 - sim
+        ok = sim < L.MINHASH["threshold"]
+        for (t, e), k in zip(kept, ok):
+            if not k:
+                rep.drop("near-duplicate of training data", e.id)
+        kept = [x for x, k in zip(kept, ok) if k]
+        novelty = novelty[ok]
+
+    # teacher verification with the ordinary labelling prompt (demonstrations from the training rows)
+    p_int = np.full(len(kept), np.nan)
+    if kept and verify:
+        labelled = [r for r in train_rows if r.get("label") in task.labels]
+        demos = L.Demonstrations(task, labelled) if len({r["label"] for r in labelled}) >= 2 else None
+        P = L.ask_rows(teacher, task, demos, [{"id": f"s{i}", "text": t} for i, (t, _) in enumerate(kept)],
+                       "teacher: verifying", progress)
+        p_int = np.array([P[i, task.labels.index(e.label)] for i, (_, e) in enumerate(kept)])
+        ok = ~np.isnan(p_int) & (p_int >= threshold)
+        for (t, e), k in zip(kept, ok):
+            if not k:
+                rep.drop("not verified by teacher", e.id)
+        kept, novelty, p_int = [x for x, k in zip(kept, ok) if k], novelty[ok], p_int[ok]
+
+    rows = []
+    for (t, e), nov, p in zip(kept, novelty, p_int):
+        rep.per_entry[e.id]["kept"] += 1
+        rows.append({"id": "syn-" + hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest()[:12], "text": t,
+                     "label": e.label, "source": f"synthetic:{task.name}/{e.id}", "weight": weight,
+                     "meta": {"taxonomy": e.id, "technique": e.name, "novelty": round(float(nov), 4),
+                              "teacher_p": None if np.isnan(p) else round(float(p), 4)}})
+    rep.kept = len(rows)
+    rep.diversity = diversity([r["text"] for r in rows], novelty)
+    return rows, rep

