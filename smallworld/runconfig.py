@@ -263,6 +263,7 @@ def run(config: str | Path, overrides: list[str] = (), out: str | None = None, f
         stage("report", _sha({"manifest": sha256_file(str(manifest_path)), "report": report_cfg,
                               "smallworld": state["smallworld"]}),
               [rep_dir / "report.html", rep_dir / "report.md"], do_report)
+    state["outputs"] = {"model": str(model_dir), **({"report": str(run_dir / "report")} if report_cfg["enabled"] else {})}
     state["finished"] = _now()
     save()
     return state
