@@ -71,7 +71,7 @@ def test_a_bad_inline_task_is_reported_with_the_task_loaders_own_checks(tmp_path
                    f'[data]\nlabelled = "{EX / "alerts_seed.jsonl"}"\n')
     with pytest.raises(SmallworldError, match="positive label 'c' is not among"):
         load_config(cfg)
-    cfg.write_text(f'task = "cmdlines"\n[data]\nlabelled = "nope.jsonl"\n')
+    cfg.write_text('task = "cmdlines"\n[data]\nlabelled = "nope.jsonl"\n')
     with pytest.raises(SmallworldError, match="labelled: no such file"):
         load_config(cfg)
 
