@@ -9,7 +9,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 BIN := $(VENV)/bin
 DATA ?= ../shared/data
 
-.PHONY: all env teacher demo test test-fast bench clean
+.PHONY: all env teacher browser demo test test-fast bench clean
 
 all: env
 
@@ -29,10 +29,17 @@ env: $(BIN)/.smallworld-env
 teacher: env
 	$(BIN)/smallworld teacher fetch
 
+# Headless Chromium, for the test that renders `smallworld report`'s HTML and checks every figure loads.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if command -v apt-get >/dev/null 2>&1; then \
+	      SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; \
+	    else echo "chromium not installed and apt-get unavailable: the report rendering test will be skipped"; fi; }
+
 demo: teacher
 	$(BIN)/smallworld demo --data "$(DATA)"
 
-test: teacher
+test: teacher browser
 	$(BIN)/python -m pytest -q -rs tests
 
 test-fast: env

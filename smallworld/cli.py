@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -14,6 +15,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Distil an LLM teacher into small, fast security classifiers.")
 teacher_app = typer.Typer(no_args_is_help=True, help="The embedded teacher.")
 app.add_typer(teacher_app, name="teacher")
+review_app = typer.Typer(no_args_is_help=True, help="The analyst loop: a queue of items to review, and the decisions back.")
+app.add_typer(review_app, name="review")
 
 
 def _run(fn):
@@ -307,6 +310,90 @@ def explain(model_dir: str = typer.Argument(...), text: str = typer.Argument(...
         typer.echo("against:")
         for k, v in e["against"]:
             typer.echo(f"  {v:+.4f}  {k}")
+
+    _run(go)
+
+
+@app.command("run")
+def run_config(config: str = typer.Argument(..., help="a run config (TOML); `smallworld init` writes one"),
+               out: Optional[str] = typer.Option(None, "--out", help="the run folder (default: the config's `out`)"),
+               set_: List[str] = typer.Option([], "--set", help="override a config key: SECTION.KEY=VALUE (repeatable)"),
+               force: bool = typer.Option(False, "--force", help="rerun every stage even if up to date")):
+    """Run every stage of a config (train: select, label, train, evaluate; then report), resuming where it stopped."""
+    from .runconfig import run as run_stages
+
+    def go():
+        st = run_stages(config, list(set_), out, force, echo=typer.echo)
+        rd = Path(st["parameters"]["out"]).parent
+        typer.echo(f"run folder: {rd} (run.json, model/" + (", report/report.html)" if "report" in st["stages"] else ")"))
+
+    _run(go)
+
+
+@app.command()
+def init(task: str = typer.Option(..., "--task", help="a built-in task, a task TOML file, or a new task's name"),
+         out: Optional[str] = typer.Option(None, "--out", help="write here (default: stdout)")):
+    """Write a commented starter run config (a new task's name gets a task table to fill in)."""
+    from .runconfig import starter_config
+    from .tasks import BUILTIN
+
+    def go():
+        text = starter_config(task)
+        if out is None:
+            typer.echo(text, nl=False)
+            return
+        p = Path(out)
+        if p.exists():
+            raise SmallworldError(f"{out}: exists; not overwritten")
+        p.write_text(text, encoding="utf-8")
+        kind = "built-in task" if task in BUILTIN else "task file" if Path(task).is_file() else "new task (fill in [task])"
+        typer.echo(f"wrote {out} ({kind} {task!r}); edit it, then: smallworld run {out}")
+
+    _run(go)
+
+
+@app.command()
+def report(run_dir: str = typer.Argument(..., help="a run folder (smallworld run) or a train output directory"),
+           out: Optional[str] = typer.Option(None, "--out", help="folder for report.html, report.md, figures/ (default: RUN_DIR/report)"),
+           cpu_price: float = typer.Option(0.05, "--cpu-price", help="$ per core-hour, for the student's cost")):
+    """Write a self-contained HTML report and a Markdown summary: curves, calibration, agreement, cost, disagreements."""
+    from .report import write_report
+
+    def go():
+        d = write_report(run_dir, out, cpu_price_per_hour=cpu_price)
+        typer.echo(f"wrote {d / 'report.html'} and {d / 'report.md'}")
+
+    _run(go)
+
+
+@review_app.command("export")
+def review_export(run_dir: str = typer.Argument(..., help="a run folder or train output directory"),
+                  out: str = typer.Option(..., "--out", help="the queue: .csv or .jsonl"),
+                  n: int = typer.Option(50, "--n", help="items in the queue"),
+                  unlabelled: List[str] = typer.Option([], "--unlabelled", help="also rank these rows by the student's confidence (repeatable)"),
+                  on_error: str = typer.Option("raise", "--on-error")):
+    """Write a ranked queue of items most worth a human look, with an empty `decision` column."""
+    from .review import export
+
+    def go():
+        k = export(run_dir, out, n, list(unlabelled), on_error)
+        typer.echo(f"wrote {k} items to {out}; fill in `decision` with a label (blank skips), then: "
+                   f"smallworld review import {out} --out reviewed.jsonl")
+
+    _run(go)
+
+
+@review_app.command("import")
+def review_import(queue: str = typer.Argument(..., help="a queue from `review export` with decisions filled in"),
+                  out: str = typer.Option(..., "--out", help="labelled rows (JSONL) for the next train/run"),
+                  weight: float = typer.Option(5.0, "--weight", help="training weight of each reviewed row (a given label weighs 1)")):
+    """Read the analyst's decisions and write labelled rows with a high weight."""
+    from .review import import_decisions
+
+    def go():
+        c = import_decisions(queue, out, weight)
+        typer.echo(f"wrote {c['written']} labelled rows to {out} ({c['labels']}), skipped {c['skipped']} without a decision; "
+                   f"list {out} last under [data] labelled and run again")
 
     _run(go)
 

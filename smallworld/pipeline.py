@@ -29,8 +29,8 @@ from .tasks import Task, load_task
 
 @dataclass
 class TrainConfig:
-    task: str
-    labelled: str
+    task: str | dict             # a built-in task's name, a task TOML file, or a task table
+    labelled: str | list[str]    # one file, or several: a later file's row replaces an earlier row with the same text
     out: str
     unlabelled: list[str] = field(default_factory=list)
     synthetic: list[str] = field(default_factory=list)  # rows from `smallworld synth`: training only, never evaluated
@@ -79,7 +79,14 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def _load_labelled(path: str, task: Task, on_error: str, stats: D.ReadStats | None = None) -> list[dict]:
+def _load_labelled(path: str | list[str], task: Task, on_error: str, stats: D.ReadStats | None = None) -> list[dict]:
+    if isinstance(path, (list, tuple)):  # later files win: an analyst's review overrides the label it corrects
+        by_text: dict[str, dict] = {}
+        for p in path:
+            for r in _load_labelled(p, task, on_error, stats):
+                by_text.pop(r["text"], None)
+                by_text[r["text"]] = r
+        return list(by_text.values())
     rows = [r for r in D.read_rows(path, on_error=on_error, stats=stats) if "label" in r]
     if not rows:
         raise SmallworldError(f"{path}: no labelled rows (rows need a 'label' field)")
@@ -401,7 +408,8 @@ def train(cfg: TrainConfig) -> dict:
     modelfile.save(seed_only, out / "seed_only", meta | {"trained_on": {"seed_rows": len(seed_rows), "teacher_rows": 0}})
 
     timings["total"] = time.perf_counter() - t_start
-    inputs = {p: {"sha256": sha256_file(p)} for p in [cfg.labelled, *cfg.unlabelled, *cfg.synthetic, *([cfg.dev] if cfg.dev else [])]}
+    lab_paths = list(cfg.labelled) if isinstance(cfg.labelled, (list, tuple)) else [cfg.labelled]
+    inputs = {p: {"sha256": sha256_file(p)} for p in [*lab_paths, *cfg.unlabelled, *cfg.synthetic, *([cfg.dev] if cfg.dev else [])]}
     manifest = {"smallworld": __import__("smallworld").__version__, "config": asdict(cfg), "inputs": inputs,
                 "counts": {"seed": len(seed_rows), "synthetic": len(synthetic), "unlabelled": len(unl), "chosen": len(asked),
                            "teacher_labelled": n_teacher_rows, "inherited": len(inherit), "dev": len(dev), "heldout": len(heldout),

@@ -119,8 +119,15 @@ class Task:
             return v
 
         labels, answers, feats = d["labels"], d["answers"], d.get("features", {})
+        rubric = text("rubric", "")
+        if isinstance(labels, dict):  # label = "description": the descriptions join the rubric
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+                raise SmallworldError("task definition: a 'labels' table must map label names to descriptions (strings)")
+            described = "\n".join(f"{k}: {v}" for k, v in labels.items() if v.strip())
+            rubric = "\n".join(x for x in (rubric, described) if x)
+            labels = list(labels)
         if not (isinstance(labels, (list, tuple)) and all(isinstance(x, str) for x in labels)):
-            raise SmallworldError("task definition: 'labels' must be a list of strings")
+            raise SmallworldError("task definition: 'labels' must be a list of strings or a table of label = \"description\"")
         if not (isinstance(answers, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in answers.items())):
             raise SmallworldError("task definition: 'answers' must be a table of label = \"answer word\" strings")
         if not isinstance(feats, dict):
@@ -130,12 +137,14 @@ class Task:
             raise SmallworldError(f"task definition: 'max_item_chars' must be an integer, not {type(mic).__name__}")
         return cls(name=text("name"), labels=tuple(labels), positive=text("positive"), field=text("field", "Item"),
                    question=text("question", "Label"), answers=dict(answers), instruction=text("instruction", ""),
-                   rubric=text("rubric", ""), normaliser=text("normaliser", "none"), max_item_chars=mic,
+                   rubric=rubric, normaliser=text("normaliser", "none"), max_item_chars=mic,
                    features=dict(feats))
 
 
-def load_task(name_or_path: str | Path) -> Task:
-    """A built-in task by name, or a task defined in a TOML file."""
+def load_task(name_or_path: str | Path | dict) -> Task:
+    """A built-in task by name, a task defined in a TOML file, or a task table (a run config's ``[task]``)."""
+    if isinstance(name_or_path, dict):
+        return Task.from_dict(name_or_path)
     s = str(name_or_path)
     if s in BUILTIN:
         path = _HERE / f"{s}.toml"
