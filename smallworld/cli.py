@@ -215,6 +215,7 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
           threshold: float = typer.Option(0.5, "--threshold", help="teacher probability of the intended class to keep a row"),
           temperature: float = typer.Option(0.9, "--temperature"), seed: int = typer.Option(0, "--seed"),
           weight: float = typer.Option(1.0, "--weight", help="training weight written on each row"),
+          oversample: float = typer.Option(1.5, "--oversample", help="generate this many times --n, for the filters to drop"),
           cache: Optional[str] = typer.Option(None, "--cache")):
     """Let the teacher write labelled rows for a taxonomy (ATT&CK techniques, phishing lures...), filtered and verified."""
     from . import data as D
@@ -245,7 +246,7 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
                           price_completion_per_1k=price_completion)
         try:
             rows, rep = synthesize(t, te, n, ents, train_rows, verify=verify, threshold=threshold,
-                                   temperature=temperature, seed=seed, weight=weight)
+                                   temperature=temperature, seed=seed, weight=weight, oversample=oversample)
         finally:
             te.close()
             info(te.usage.render(), markup=False)

@@ -54,7 +54,7 @@ class Shape:
 SHAPES = {
     "cmdlines": Shape("single-line command line", 5, 600, 8, 400),
     "urls": Shape("full URL (with scheme)", 5, 500, 12, 300),
-    "emails": Shape("email", 1, 420, 120, 3000, email=True),
+    "emails": Shape("email", 1, 320, 120, 3000, email=True),
     "html": Shape("complete small HTML page", 1, 900, 200, 20000),
 }
 
@@ -95,7 +95,7 @@ def build_prompt(task: Task, shape: Shape, entry: Entry, n: int) -> str:
     label_words = {lab: lab.replace("_", " ") for lab in task.labels}
     where = "" if entry.platform == "any" else f" Platform: {entry.platform}."
     what = "one" if n == 1 else f"{n} different"
-    extra = {"emails": " Each email has a subject and a body of 60 to 150 words, written as it would arrive today.",
+    extra = {"emails": " Each email has a subject and a body of 40 to 100 words, written as it would arrive today.",
              "html": " Keep the page short (under 60 lines), with a title, some visible text and its forms or links.",
              "cmdlines": " One command per item, on one line.",
              "urls": " Vary the hosts and paths."}.get(task.name, "")
@@ -246,8 +246,8 @@ def diversity(texts: Sequence[str], novelty: np.ndarray) -> dict:
 
 def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows: Sequence[dict] = (),
                verify: bool = True, threshold: float = 0.5, temperature: float = 0.9, seed: int = 0,
-               weight: float = 1.0, progress: bool = True) -> tuple[list[dict], SynthReport]:
-    """About ``n`` items spread evenly over ``entries`` (generated with some headroom for the filters)."""
+               weight: float = 1.0, oversample: float = 1.5, progress: bool = True) -> tuple[list[dict], SynthReport]:
+    """About ``n`` items spread evenly over ``entries``, generating ``oversample`` times as many for the filters."""
     from .progress import bar
 
     if not entries:
@@ -256,7 +256,7 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
     rep = SynthReport()
     per_entry = math.ceil(n / len(entries))
     cand: list[tuple[str, Entry]] = []
-    calls_per_entry = math.ceil(per_entry * 1.5 / shape.per_call)  # headroom: the filters drop some
+    calls_per_entry = max(1, math.ceil(per_entry * oversample / shape.per_call))  # headroom: the filters drop some
     schema = _schema(shape, shape.per_call)
     with bar("teacher: generating", len(entries) * calls_per_entry, progress) as tick:
         for e in entries:
