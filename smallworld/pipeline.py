@@ -245,6 +245,9 @@ def train(cfg: TrainConfig) -> dict:
     seed_only = LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(seed_texts, Y_seed, w_seed)
     timings["train_seed_only"] = time.perf_counter() - t0
     distilled = seed_only
+    if cfg.student != "linear" and not cfg.teacher:  # no teacher: the chosen family on the seed alone
+        distilled = fit_distilled(task, cfg, seed_texts, Y_seed, w_seed, [], np.zeros((0, len(task.labels))),
+                                  np.zeros(0))
 
     # -- teacher: calibration, noisy labels, rounds of select -> ask -> retrain ----------------------------
     teacher_info: dict = {"spec": cfg.teacher}

@@ -139,3 +139,39 @@ def test_fit_distilled_chooses_the_family():
     m = fit_distilled(task, cfg, seed, Y, np.ones(4), ["whoami", "dir"], np.array([[0.6, 0.4], [0.1, 0.9]]),
                       np.ones(2))
     assert isinstance(m, cnn.CNNStudent) and m.predict_proba(["ls"]).shape == (1, 2)
+
+
+def test_serve_takes_a_cnn_model(trained, tmp_path):
+    import httpx
+
+    from conftest import free_port, start_serve
+
+    task, m, d, dv = trained
+    port = free_port()
+    proc = start_serve(d, port, tmp_path / "serve.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        texts = [r["text"] for r in dv[:20]]
+        ref = m.predict_proba(texts)[:, task.pos_index]
+        got = httpx.post(base + "/v1/score/batch", json={"items": [{"text": t} for t in texts]}).json()["results"]
+        assert np.abs(np.array([g["score"] for g in got]) - ref).max() < 1e-5
+        one = httpx.post(base + "/v1/score", json={"text": texts[0]}).json()
+        assert abs(one["score"] - ref[0]) < 1e-5
+        info = httpx.get(base + "/v1/model").json()
+        assert info["family"] == "char_cnn" and info["weights_sha256"] == json.loads((d / "model.json").read_text())["weights_sha256"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_train_cli_with_student_cnn(data_dir, tmp_path):
+    out = tmp_path / "run"
+    r = cli("train", "--task", "cmdlines", "--labelled", data_dir / "cmdlines" / "train.jsonl.gz", "--dev",
+            data_dir / "cmdlines" / "dev.jsonl.gz", "--seed-size", "300", "--teacher", "none", "--student", "cnn",
+            "--out", out)
+    assert "distilled" in r.stdout
+    h = json.loads((out / "model.json").read_text())
+    assert h["family"] == "char_cnn" and (out / "model.onnx").is_file()
+    assert json.loads((out / "seed_only" / "model.json").read_text())["format"] == "smallworld-linear"
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["config"]["student"] == "cnn" and man["metrics"]["dev"]["distilled"]["roc_auc"] > 0.85
