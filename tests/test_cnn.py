@@ -175,3 +175,19 @@ def test_train_cli_with_student_cnn(data_dir, tmp_path):
     assert json.loads((out / "seed_only" / "model.json").read_text())["format"] == "smallworld-linear"
     man = json.loads((out / "manifest.json").read_text())
     assert man["config"]["student"] == "cnn" and man["metrics"]["dev"]["distilled"]["roc_auc"] > 0.85
+
+
+def test_loading_reaches_no_deserialiser_that_runs_code(trained, monkeypatch):
+    import builtins
+    import pickle
+
+    task, m, d, dv = trained
+
+    def trap(*a, **k):
+        raise AssertionError("code-running deserialiser called while loading a model")
+
+    for mod, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (np, "load"), (builtins, "eval"),
+                      (builtins, "exec")):
+        monkeypatch.setattr(mod, name, trap)
+    loaded, _ = modelfile.load(d)
+    assert loaded.predict_proba(["whoami"]).shape == (1, 2)

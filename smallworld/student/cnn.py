@@ -174,6 +174,8 @@ class CNNStudent:
             raise ValueError(f"targets have {K} columns, the task has {len(self.labels)} labels")
         w = np.ones(n, np.float32) if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
         keep = w > 0
+        if not keep.any():
+            raise ValueError("every sample weight is zero")
         w = w / w[keep].sum() * keep.sum()  # mean weight 1 over the rows that count
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
@@ -309,7 +311,7 @@ def check_header(h: dict, path: Path) -> dict:
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in (ml, head, pad)):
             raise ModelFileError(f"{path}: vocabulary max_len, head and pad_after must be integers")
         if not (1 <= ml <= 1 << 16 and 0 <= head <= ml and 0 <= pad <= 64) or v.get("unit") != "utf8_byte" \
-                or v.get("lowercase") is not False or v.get("size") != VOCAB:
+                or v.get("lowercase") is not False or v.get("size") != VOCAB or v.get("ids") != vocabulary()["ids"]:
             raise ModelFileError(f"{path}: unsupported vocabulary rule {v!r}")
         if h["weights_file"] != ONNX_FILE:
             raise ModelFileError(f"{path}: weights_file must be {ONNX_FILE!r}")
