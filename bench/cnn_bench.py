@@ -101,7 +101,8 @@ def soft_data(args, task_name: str):
             labelled, heldout = PL.holdout_split(task, labelled, dev, hold)
             dev = [r for r in dev if r.get("source") not in set(hold)]
         seed = PL.stratified_sample(labelled, c["seed_size"], c["seed"]) if c.get("seed_size") else labelled
-        tl = D.read_rows(Path(args.run) / "teacher_labels.jsonl")
+        with open(Path(args.run) / "teacher_labels.jsonl", encoding="utf-8") as f:  # rows with "raw" probs
+            tl = [json.loads(line) for line in f if line.strip()]
         texts = [task.normalise(r["text"]) for r in tl]
         P = np.array([r["raw"] for r in tl], dtype=float)
         return task, seed, texts, P, dev, heldout, f"teacher_labels.jsonl of {args.run} ({len(tl)} rows, raw)", hold
