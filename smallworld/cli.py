@@ -73,6 +73,7 @@ def train(
     cache: Optional[str] = typer.Option(None, "--cache", help="teacher cache (SQLite) path"),
     seed: int = typer.Option(0, "--seed"),
     on_error: str = typer.Option("raise", "--on-error", help="malformed input rows: raise or skip (counted)"),
+    student: str = typer.Option("linear", "--student", help="distilled student family: linear or cnn (char CNN, ONNX)"),
 ):
     """Label up to BUDGET unlabelled rows with the teacher, train seed-only and distilled students, evaluate."""
     from .pipeline import TrainConfig, comparison_table, train as run_train
@@ -88,7 +89,8 @@ def train(
                           calibration=calibration, teacher_eval=teacher_eval, shots=shots, prompt=prompt,
                           holdout_sources=list(holdout_source), seed_size=seed_size, alpha=alpha, beta=beta,
                           temperature=temperature, targets=targets, confidence_weight=confidence_weight, noisy=noisy,
-                          noisy_check=noisy_check, noisy_needs_student=not noisy_teacher_only, seed=seed, on_error=on_error)
+                          noisy_check=noisy_check, noisy_needs_student=not noisy_teacher_only, seed=seed, on_error=on_error,
+                          student=student)
         m = run_train(cfg)
         typer.echo(comparison_table(m))
         typer.echo(f"model written to {out}")
@@ -296,6 +298,8 @@ def explain(model_dir: str = typer.Argument(...), text: str = typer.Argument(...
 
     def go():
         sc = Scorer(model_dir)
+        if sc.family != "linear":
+            raise SmallworldError(f"{model_dir}: explain works with linear models; this one is {sc.family}")
         norm = sc.task.normalise(text) if sc.task else text
         e = run_explain(sc.model, norm, sc.pos, top)
         if as_json:

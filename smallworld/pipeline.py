@@ -69,6 +69,11 @@ class TrainConfig:
     seed: int = 0
     on_error: str = "raise"
     progress: bool = True
+    student: str = "linear"      # linear | cnn: the family of the distilled student (the seed-only one is linear)
+
+    def __post_init__(self):
+        if self.student not in ("linear", "cnn"):
+            raise SmallworldError("--student must be linear or cnn")
 
 
 def sha256_file(path: str) -> str:
@@ -186,7 +191,7 @@ def cross_val_proba(task: Task, cfg: TrainConfig, texts: list[str], Y: np.ndarra
 
 
 def fit_distilled(task: Task, cfg: TrainConfig, seed_texts: list[str], Y_seed: np.ndarray, w_seed: np.ndarray,
-                  texts: list[str], P: np.ndarray, w_teacher: np.ndarray) -> LinearStudent:
+                  texts: list[str], P: np.ndarray, w_teacher: np.ndarray):
     """One student on the seed (one-hot targets, weight alpha) and the teacher's rows (its probabilities at the
     temperature, weight beta, optionally times its confidence)."""
     T = [Y_seed]
@@ -196,6 +201,10 @@ def fit_distilled(task: Task, cfg: TrainConfig, seed_texts: list[str], Y_seed: n
         allt += texts
         T.append(L.sharpen(P, cfg.temperature))
         W.append(cfg.beta * w_teacher * (L.confidence(P) if cfg.confidence_weight else 1.0))
+    if cfg.student == "cnn":
+        from .student.cnn import CNNStudent
+
+        return CNNStudent(task.labels, seed=cfg.seed).fit(allt, np.vstack(T), np.concatenate(W))
     return LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(allt, np.vstack(T), np.concatenate(W))
 
 
@@ -268,6 +277,9 @@ def train(cfg: TrainConfig) -> dict:
     seed_only = LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(seed_texts, Y_seed, w_seed)
     timings["train_seed_only"] = time.perf_counter() - t0
     distilled = seed_only
+    if cfg.student != "linear" and not cfg.teacher:  # no teacher: the chosen family on the seed alone
+        distilled = fit_distilled(task, cfg, seed_texts, Y_seed, w_seed, [], np.zeros((0, len(task.labels))),
+                                  np.zeros(0))
 
     # -- teacher: calibration, noisy labels, rounds of select -> ask -> retrain ----------------------------
     teacher_info: dict = {"spec": cfg.teacher}

@@ -301,10 +301,11 @@ def create_app(model_dir: str | Path, token: Optional[str] = None, max_batch: in
 
     @app.get("/v1/model")
     async def model_info():
-        """The loaded model: task, labels, positive label, thresholds, weights checksum and the limits."""
+        """The loaded model: task, labels, positive label, family (linear or char_cnn), thresholds, weights
+        checksum and the limits."""
         h = scorer.header
         return {"task": task, "labels": list(labels), "positive": labels[pos], "thresholds": scorer.thresholds,
-                "dtype": h.get("dtype"), "weights_sha256": h.get("weights_sha256"),
+                "family": scorer.family, "dtype": h.get("dtype"), "weights_sha256": h.get("weights_sha256"),
                 "limits": {"max_batch": max_batch, "max_body_bytes": max_body_bytes,
                            "max_item_bytes": max_item_bytes, "timeout_s": timeout_s}}
 

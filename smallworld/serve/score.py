@@ -55,7 +55,10 @@ class Scorer:
         self.pos = self.labels.index(pos)
         self.thresholds = _thresholds(self.header.get("thresholds"), model_dir)
         # two classes: one weight column (w_pos - w_neg) and one bias
-        self.binary = features.binary_weights(self.model.W, self.model.b, self.pos) if len(self.labels) == 2 else None
+        # (a CNN model, family char_cnn, scores through its own predict_proba: onnxruntime)
+        self.family = getattr(self.model, "family", "linear")
+        self.binary = (features.binary_weights(self.model.W, self.model.b, self.pos)
+                       if len(self.labels) == 2 and self.family == "linear" else None)
 
     def _norm(self, texts: Iterable[str]) -> list[str]:
         if self.task and self.task.normaliser != "none":

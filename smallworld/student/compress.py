@@ -46,6 +46,8 @@ def compress(model_dir: str | Path, out_dir: str | Path, dtype: str | None = Non
     if Path(out_dir).resolve() == Path(model_dir).resolve():
         raise ModelFileError(f"{out_dir}: write the compressed model to a new directory")
     model, header = modelfile.load(model_dir)
+    if not isinstance(model, LinearStudent):
+        raise ModelFileError(f"{model_dir}: compress works with linear models; this one is {header.get('family')}")
     if dim_bits is not None:
         model = fold(model, dim_bits)
     meta = modelfile.metadata(header)

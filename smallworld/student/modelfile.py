@@ -5,6 +5,10 @@ row-major) and the bias vector b (``K``), in ``dtype`` (``float32``, ``float16``
 float32 ``scale`` in model.json: value = int8 * scale). ``model.json`` records the format version, the
 task, the labels, the feature settings (see :mod:`smallworld.student.features`), the weights' byte size and
 sha256, thresholds chosen on dev, and provenance. Loading parses JSON and reads numbers: no code runs.
+
+A second family, the character CNN (:mod:`.cnn`), writes ``model.json`` with ``format`` ``smallworld-cnn``
+(``family`` ``char_cnn``) and ``model.onnx``; :func:`load` and :func:`save` dispatch on it, so everything that
+loads a model directory (``smallworld score``, ``evaluate``, ``serve``) takes either.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ FORMAT_KEYS = frozenset({"format", "version", "labels", "features", "dim", "clas
 
 
 def save(model: LinearStudent, out_dir: str | Path, meta: dict | None = None, dtype: str = "float32") -> Path:
+    if getattr(model, "family", "linear") != "linear":  # the CNN student writes its own directory (ONNX)
+        return model.save(out_dir, meta)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     W, b = model.W, model.b
@@ -60,7 +66,7 @@ def metadata(header: dict) -> dict:
     return {k: v for k, v in header.items() if k not in FORMAT_KEYS}
 
 
-def read_header(model_dir: str | Path) -> dict:
+def _read_json(model_dir: str | Path) -> dict:
     d = Path(model_dir)
     path = d / "model.json"
     if not path.is_file():
@@ -71,7 +77,16 @@ def read_header(model_dir: str | Path) -> dict:
         h = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, number and nesting bombs
         raise ModelFileError(f"{path}: not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
-    if not isinstance(h, dict) or h.get("format") != FORMAT:
+    if not isinstance(h, dict):
+        raise ModelFileError(f"{path}: not a {FORMAT} model file")
+    return h
+
+
+def read_header(model_dir: str | Path, h: dict | None = None) -> dict:
+    """The checked header of a linear model directory."""
+    path = Path(model_dir) / "model.json"
+    h = _read_json(model_dir) if h is None else h
+    if h.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a {FORMAT} model file")
     if h.get("version") != VERSION:
         raise ModelFileError(f"{path}: format version {h.get('version')!r}; this smallworld reads version {VERSION}")
@@ -95,8 +110,15 @@ def read_header(model_dir: str | Path) -> dict:
     return h
 
 
-def load(model_dir: str | Path) -> tuple[LinearStudent, dict]:
-    h = read_header(model_dir)
+def load(model_dir: str | Path):
+    """``(model, header)``: a LinearStudent, or for a ``char_cnn`` directory an onnxruntime-backed
+    :class:`.cnn.OnnxCNN` (same ``labels`` and ``predict_proba``)."""
+    h = _read_json(model_dir)
+    if h.get("format") == "smallworld-cnn":
+        from . import cnn
+
+        return cnn.load(model_dir, h)
+    h = read_header(model_dir, h)
     wpath = Path(model_dir) / "weights.bin"
     if not wpath.is_file():
         raise ModelFileError(f"{model_dir}: weights.bin is missing")
