@@ -23,7 +23,8 @@ from .errors import DataError
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a single row larger than this is an error (or a counted skip)
 TEXT_EXT = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz", ".csv", ".csv.gz",
-            ".tsv", ".parquet", ".txt", ".txt.gz", ".log")
+            ".tsv", ".parquet", ".txt", ".txt.gz", ".log", ".eml", ".mbox", ".html", ".htm")
+DOC_KINDS = ("eml", "mbox", "html")  # whole documents: one row per file (per message for mbox)
 
 
 @dataclass
@@ -42,7 +43,8 @@ def _kind(path: str) -> str:
     if p.endswith(".gz"):
         p = p[:-3]
     for ext, kind in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
-                      (".tsv", "tsv"), (".parquet", "parquet")):
+                      (".tsv", "tsv"), (".parquet", "parquet"), (".eml", "eml"), (".mbox", "mbox"), (".html", "html"),
+                      (".htm", "html")):
         if p.endswith(ext):
             return kind
     return "lines"
@@ -170,6 +172,11 @@ def _iter_rows(path: str, text_field: str, on_error: str, stats: ReadStats, fmt:
                 yield from iter_rows(p, text_field, on_error, stats)
         return
     kind = fmt or _kind(path)
+    if kind in DOC_KINDS:
+        if path == "-":
+            raise DataError(f"--format {kind} reads files or directories, not stdin")
+        yield from _iter_documents(path, kind, on_error, stats)
+        return
     if kind == "parquet":
         yield from _iter_parquet(path, text_field, on_error, stats)
         return
@@ -427,6 +434,55 @@ def _iter_parquet(path: str, text_field: str, on_error: str, stats: ReadStats) -
                 continue
             stats.rows += 1
             yield row
+
+
+def _decode_document(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", "replace")  # most mis-declared pages and mails are Windows-1252
+
+
+def _iter_documents(path: str, kind: str, on_error: str, stats: ReadStats) -> Iterator[dict]:
+    """.eml files and HTML pages (a row each, id = file path), mbox files (a row per message, id = path#n)."""
+    from .tasks.mail import message_row
+
+    def too_big(n: int, where: str) -> bool:
+        if n > MAX_LINE_BYTES:
+            _fail(stats, on_error, f"{where}: {n:,} bytes is over the {MAX_LINE_BYTES:,}-byte limit for one item",
+                  "item too large")
+            return True
+        return False
+
+    try:
+        if kind == "mbox":
+            import mailbox
+
+            box = mailbox.mbox(path, create=False)
+            try:
+                for i, key in enumerate(box.iterkeys()):
+                    raw = box.get_bytes(key)
+                    if too_big(len(raw), f"{path}: message {i + 1}"):
+                        continue
+                    stats.rows += 1
+                    yield message_row(raw, f"{path}#{i + 1}")
+            finally:
+                box.close()
+            return
+        size = Path(path).stat().st_size
+        if too_big(size, path):
+            return
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e}") from None
+    if b"\x00" in raw and kind == "html":
+        _fail(stats, on_error, f"{path}: NUL bytes in an HTML page", "NUL byte")
+        return
+    stats.rows += 1
+    if kind == "eml":
+        yield message_row(raw, path)
+    else:
+        yield {"id": path, "text": _decode_document(raw)}
 
 
 def read_rows(path: str | Path, **kw) -> list[dict]:

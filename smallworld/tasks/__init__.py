@@ -32,7 +32,20 @@ def _norm_email(text: str) -> str:
     return " ".join(_EMAIL_TOKEN.findall(text.lower()))
 
 
-NORMALISERS = {"none": _norm_none, "lower": _norm_lower, "email": _norm_email}
+def _norm_email_view(text: str) -> str:
+    from .mail import email_view
+
+    return email_view(text)
+
+
+def _norm_html(text: str) -> str:
+    from .page import page_view
+
+    return page_view(text)
+
+
+NORMALISERS = {"none": _norm_none, "lower": _norm_lower, "email": _norm_email, "email_view": _norm_email_view,
+               "html": _norm_html}
 MIN_ITEM_CHARS, MAX_ITEM_CHARS = 20, 1_000_000  # the prompt's budget for one item (see prompt.neutralise)
 
 
