@@ -61,7 +61,17 @@ SHAPES = {
 PLACEHOLDER = re.compile(
     r"example\.(com|org|net)|\b(evil|attacker|malicious|badsite|phishing-?site)\.(com|net|org)|<[a-z_ -]*(payload|url|path|"
     r"ip|host|domain|user|name|file|command|link|script)[a-z_ -]*>|\{[A-Z_]{3,}\}|\[(url|link|name|company|recipient|"
-    r"sender|your name|date|amount)\]|path/to/|your[_-](domain|server|ip|file)|lorem ipsum|x\.x\.x\.x|\bxxx+\b", re.I)
+    r"sender|your name|date|amount)\]|path[\\/]to[\\/]|your[_-](domain|server|ip|file)|lorem ipsum|x\.x\.x\.x|\bxxx+\b|"
+    r"\bevil[_\-.]|[_\-]evil\b|\b(username|password)123\b", re.I)
+
+
+def echoes_prompt(text: str, entry: "Entry") -> bool:
+    """An item that repeats the instruction (the entry's id, or mostly the words of its hint) instead of an example."""
+    if entry.id.lower() in text.lower() and entry.id.lower() not in ("any",):
+        return True
+    words = re.findall(r"[a-z0-9]{3,}", text.lower())
+    hint = set(re.findall(r"[a-z0-9]{3,}", (entry.hint + " " + entry.name).lower()))
+    return len(words) >= 4 and sum(w in hint for w in words) / len(words) >= 0.6
 
 
 def load_taxonomy(task: Task, extra: Sequence[str] = ()) -> list[Entry]:
@@ -91,7 +101,7 @@ def _schema(shape: Shape, n: int) -> dict:
             "required": ["items"]}
 
 
-def build_prompt(task: Task, shape: Shape, entry: Entry, n: int) -> str:
+def build_prompt(task: Task, shape: Shape, entry: Entry, n: int, examples: Sequence[str] = ()) -> str:
     label_words = {lab: lab.replace("_", " ") for lab in task.labels}
     where = "" if entry.platform == "any" else f" Platform: {entry.platform}."
     what = "one" if n == 1 else f"{n} different"
@@ -104,8 +114,11 @@ def build_prompt(task: Task, shape: Shape, entry: Entry, n: int) -> str:
             f"Write {what} realistic {shape.unit}{'' if n == 1 else 's'} of this kind, labelled {label_words[entry.label]}:\n"
             f"{entry.name} ({entry.id}): {entry.hint}.{where}{extra}\n"
             "Use concrete, plausible hostnames, paths, user names, brands and values as seen in real life; never "
-            "placeholders such as example.com, <payload>, {PATH}, [URL] or path/to/file.\n"
-            'Answer only with JSON: {"items": [...]}')
+            "placeholders such as example.com, <payload>, {PATH}, [URL] or path/to/file. Write the items themselves, "
+            "not descriptions of them, and do not repeat these instructions.\n"
+            + ("Real items of this task (other kinds), for their style only:\n" +
+               "".join(f"- {x}\n" for x in examples) if examples else "")
+            + 'Answer only with JSON: {"items": [...]}')
 
 
 # -- validity per task -------------------------------------------------------------------------------------
@@ -214,7 +227,7 @@ class SynthReport:
                 "per_entry": self.per_entry, "diversity": self.diversity}
 
 
-FILTERS = ("invalid", "length", "placeholder", "duplicate in batch", "duplicate of training data",
+FILTERS = ("invalid", "length", "placeholder", "echoes the prompt", "duplicate in batch", "duplicate of training data",
            "near-duplicate in batch", "near-duplicate of training data", "not verified by teacher")
 
 
@@ -258,9 +271,15 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
     cand: list[tuple[str, Entry]] = []
     calls_per_entry = max(1, math.ceil(per_entry * oversample / shape.per_call))  # headroom: the filters drop some
     schema = _schema(shape, shape.per_call)
+    rng = np.random.default_rng(seed)
+    short = {lab: [r["text"] for r in train_rows if r.get("label") == lab and 10 <= len(r["text"]) <= 160
+                  and not PLACEHOLDER.search(r["text"])]
+             for lab in task.labels} if not shape.email and task.name != "html" else {}
     with bar("teacher: generating", len(entries) * calls_per_entry, progress) as tick:
         for e in entries:
-            prompt = build_prompt(task, shape, e, shape.per_call)
+            pool = short.get(e.label, [])
+            examples = [pool[i] for i in rng.choice(len(pool), size=min(3, len(pool)), replace=False)] if pool else []
+            prompt = build_prompt(task, shape, e, shape.per_call, examples)
             rep.per_entry.setdefault(e.id, {"generated": 0, "kept": 0})
             for c in range(calls_per_entry):
                 s = seed * 1000 + c
@@ -288,6 +307,8 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
             rep.drop("length", e.id)
         elif PLACEHOLDER.search(text):
             rep.drop("placeholder", e.id)
+        elif echoes_prompt(text, e):
+            rep.drop("echoes the prompt", e.id)
         elif f in seen:
             rep.drop("duplicate in batch", e.id)
         elif f in train_fold:

