@@ -65,6 +65,25 @@ PLACEHOLDER = re.compile(
     r"\bevil[_\-.]|[_\-]evil\b|\b(username|password)123\b", re.I)
 
 
+_BRACKET = re.compile(r"\[[^\[\]\n]{2,40}\]")
+_NAMES = ("Maria", "James", "Priya", "Tom", "Aiko", "Lucas", "Fatima", "Daniel", "Sofia", "Kenji", "Olivia", "Ahmed")
+
+
+def repair_email(text: str, seed: int) -> tuple[str, int]:
+    """Small models fill mail with "[Employee Name]"-style slots despite being told not to: a slot naming a
+    person becomes a first name, any other slot is removed. Returns the text and the number of slots."""
+    rng = np.random.default_rng(seed)
+    n = 0
+
+    def sub(m: re.Match) -> str:
+        nonlocal n
+        n += 1
+        return str(rng.choice(_NAMES)) if re.search(r"name|recipient|employee|colleague|manager|customer", m.group(0), re.I) else ""
+
+    out = _BRACKET.sub(sub, text)
+    return re.sub(r"[ \t]+([,.!?])", r"\1", out), n
+
+
 def echoes_prompt(text: str, entry: "Entry") -> bool:
     """An item that repeats the instruction (the entry's id, or mostly the words of its hint) instead of an example."""
     if entry.id.lower() in text.lower() and entry.id.lower() not in ("any",):
@@ -195,6 +214,7 @@ class SynthReport:
     calls: int = 0
     unparseable_answers: int = 0
     generated: int = 0
+    repaired: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     kept: int = 0
     per_entry: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -206,7 +226,7 @@ class SynthReport:
 
     def render(self) -> str:
         lines = [f"synthetic data: {self.calls} generation calls ({self.unparseable_answers} unparseable), "
-                 f"{self.generated} items generated, {self.kept} kept",
+                 f"{self.generated} items generated ({self.repaired} with placeholder slots repaired), {self.kept} kept",
                  "filter                          dropped"]
         for reason in FILTERS:
             lines.append(f"  {reason:<30}{self.dropped.get(reason, 0):>7}")
@@ -223,6 +243,7 @@ class SynthReport:
 
     def to_dict(self) -> dict:
         return {"calls": self.calls, "unparseable_answers": self.unparseable_answers, "generated": self.generated,
+                "repaired": self.repaired,
                 "dropped": {k: self.dropped.get(k, 0) for k in FILTERS}, "kept": self.kept,
                 "per_entry": self.per_entry, "diversity": self.diversity}
 
@@ -299,7 +320,10 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
     train_fold = {L._fold(r["text"]) for r in train_rows}
     seen: set[str] = set()
     kept: list[tuple[str, Entry]] = []
-    for text, e in cand:
+    for i, (text, e) in enumerate(cand):
+        if shape.email:
+            text, slots = repair_email(text, seed * 100003 + i)
+            rep.repaired += bool(slots)
         f = L._fold(text)
         if not valid(task, text, e):
             rep.drop("invalid", e.id)

