@@ -65,7 +65,7 @@ def train(
     alpha: float = typer.Option(1.0, "--alpha", help="weight of given labels"),
     beta: float = typer.Option(1.0, "--beta", help="weight of teacher labels (times confidence)"),
     temperature: float = typer.Option(1.0, "--temperature", help="teacher probability temperature (<1 sharpens)"),
-    targets: str = typer.Option("raw", "--targets", help="teacher probabilities the student learns: raw or calibrated"),
+    targets: str = typer.Option("raw", "--targets", help="what the student learns on teacher rows: raw, calibrated or combined (teacher + seed-only student)"),
     confidence_weight: bool = typer.Option(False, "--confidence-weight", help="weight teacher rows by confidence"),
     noisy: str = typer.Option("downweight", "--noisy", help="rows a confident teacher contradicts: keep, drop, relabel, downweight"),
     noisy_check: int = typer.Option(0, "--noisy-check", help="extra seed rows the teacher checks for label noise"),
@@ -159,8 +159,12 @@ def label(file: str = typer.Argument(..., help="rows to label"),
           prompt: str = typer.Option("hybrid", "--prompt", help="hybrid, similar, fixed or zero"),
           shots: int = typer.Option(3, "--shots"), limit: Optional[int] = typer.Option(None, "--limit"),
           calibration: int = typer.Option(100, "--calibration", help="seed rows labelled to calibrate (0: none)"),
+          combine: bool = typer.Option(True, "--combine/--teacher-only", help="with --labelled: combine the teacher with a seed-trained student (learned on the calibration rows)"),
           cache: Optional[str] = typer.Option(None, "--cache"), on_error: str = typer.Option("raise", "--on-error")):
-    """Label rows with the teacher: JSONL rows with id, probs (calibrated on the seed when given) and raw."""
+    """Label rows with the teacher: JSONL rows with id, probs, teacher (calibrated) and raw probabilities.
+
+    With --labelled, ``probs`` combines the teacher with a student trained on the seed (a logistic regression
+    on both models' log-odds, fitted on the calibration rows); --teacher-only gives the calibrated teacher."""
     import numpy as np
 
     from . import data as D
@@ -185,20 +189,35 @@ def label(file: str = typer.Argument(..., help="rows to label"),
         te = make_teacher(teacher, cache_path=cache, model=teacher_model, endpoint=endpoint, concurrency=concurrency,
                           timeout=timeout, retries=retries, api_key_env=api_key_env,
                           price_prompt_per_1k=price_prompt, price_completion_per_1k=price_completion)
-        cal = None
+        cal = comb = None
         try:
             if seed and calibration:
                 cal_rows = L.calibration_rows(demos, seed, calibration, 1)
                 P_cal = L.ask_rows(te, t, demos, cal_rows, "teacher: calibration rows", exclude=True)
-                cal = L.Calibrator(len(t.labels)).fit(P_cal, np.array([t.labels.index(r["label"]) for r in cal_rows]))
+                y_cal = np.array([t.labels.index(r["label"]) for r in cal_rows])
+                cal = L.Calibrator(len(t.labels)).fit(P_cal, y_cal)
             P = L.ask_rows(te, t, demos, rows, "teacher: labelling")
         finally:
             te.close()
             info(te.usage.render(), markup=False)
         Pc = cal.transform(P) if cal is not None else P
-        D.write_jsonl(out, ({"id": r["id"], "probs": dict(zip(t.labels, map(_r6, pc))), "raw": dict(zip(t.labels, map(_r6, p)))}
-                            for r, p, pc in zip(rows, P, Pc) if not np.isnan(p).any()))
-        info(f"wrote {out}" + (" (probabilities calibrated on the labelled seed)" if cal is not None and cal.coef is not None else ""))
+        Pout = Pc
+        if cal is not None and combine:
+            from .pipeline import TrainConfig, cross_val_proba, onehot
+            from .student.linear import LinearStudent
+
+            st = [t.normalise(r["text"]) for r in seed]
+            Ys, ws = onehot(t, [r["label"] for r in seed]), np.ones(len(seed))
+            cv = dict(zip([r["id"] for r in seed], cross_val_proba(t, TrainConfig(task=task, labelled="", out=""), st, Ys, ws)))
+            comb = L.Combiner(len(t.labels)).fit(P_cal, np.array([cv[r["id"]] for r in cal_rows]), y_cal)
+            student = LinearStudent(t.labels, dict(t.features)).fit(st, Ys, ws)
+            Pout = comb.transform(P, student.predict_proba([t.normalise(r["text"]) for r in rows]))
+        D.write_jsonl(out, ({"id": r["id"], "probs": dict(zip(t.labels, map(_r6, po))),
+                             "teacher": dict(zip(t.labels, map(_r6, pc))), "raw": dict(zip(t.labels, map(_r6, p)))}
+                            for r, p, pc, po in zip(rows, P, Pc, Pout) if not np.isnan(p).any()))
+        how = ("teacher combined with a seed-trained student" if comb is not None and comb.cal.coef is not None else
+               "calibrated on the labelled seed" if cal is not None and cal.coef is not None else "")
+        info(f"wrote {out}" + (f" (probabilities: {how})" if how else ""))
 
     _run(go)
 

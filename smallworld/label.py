@@ -233,6 +233,52 @@ class Calibrator:
 
 
 # -- soft targets -----------------------------------------------------------------------------------------
+class Combiner:
+    """Teacher and seed-only student together: a logistic regression on both models' log-odds (binary) or
+    log-probabilities (multi-class), fitted with balanced class weights on the calibration rows — seed rows
+    the teacher labelled without themselves among its demonstrations, and the student's out-of-fold
+    probabilities for the same rows — so where the teacher is unsure and the student sure, the learned
+    weights decide. Plain numbers, stored in the manifest."""
+
+    def __init__(self, K: int):
+        self.K = K
+        self.cal = Calibrator(K)
+
+    def _features(self, Pt: np.ndarray, Ps: np.ndarray) -> np.ndarray:
+        return np.hstack([self.cal._features(Pt), self.cal._features(Ps)])
+
+    def fit(self, Pt: np.ndarray, Ps: np.ndarray, y: np.ndarray) -> "Combiner":
+        ok = ~np.isnan(Pt).any(axis=1)
+        Pt, Ps, y = Pt[ok], Ps[ok], y[ok]
+        if len(np.unique(y)) < 2 or len(y) < 10:
+            return self
+        X = self._features(Pt, Ps)
+        lr = LogisticRegression(C=10.0, max_iter=1000, class_weight="balanced").fit(X, y)
+        coef, inter = np.zeros((self.K, X.shape[1])), np.zeros(self.K)
+        if self.K == 2:
+            coef[1], inter[1] = lr.coef_[0], lr.intercept_[0]
+        else:
+            for j, c in enumerate(lr.classes_):
+                coef[c], inter[c] = lr.coef_[j], lr.intercept_[j]
+        self.cal.coef, self.cal.intercept = coef, inter
+        return self
+
+    def transform(self, Pt: np.ndarray, Ps: np.ndarray) -> np.ndarray:
+        if self.cal.coef is None:
+            return Pt
+        out = np.full_like(Pt, np.nan)
+        ok = ~np.isnan(Pt).any(axis=1)
+        Z = self._features(Pt[ok], Ps[ok]) @ self.cal.coef.T + self.cal.intercept
+        Z -= Z.max(axis=1, keepdims=True)
+        E = np.exp(Z)
+        out[ok] = E / E.sum(axis=1, keepdims=True)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"features": "log-odds (binary) or log-probabilities: teacher, then seed-only student",
+                **self.cal.to_dict()}
+
+
 def sharpen(P: np.ndarray, temperature: float) -> np.ndarray:
     """p_i^(1/T) renormalised: T < 1 sharpens, T > 1 softens, T = 1 leaves P as it is."""
     L = np.log(np.clip(P, 1e-9, 1.0)) / temperature

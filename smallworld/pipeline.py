@@ -55,7 +55,7 @@ class TrainConfig:
     alpha: float = 1.0           # weight of a row with a given label
     beta: float = 1.0            # weight of a teacher-labelled row (times its confidence)
     temperature: float = 1.0     # teacher probabilities sharpened (T < 1) or softened (T > 1) before training
-    targets: str = "raw"         # raw | calibrated: which teacher probabilities the student learns
+    targets: str = "raw"         # raw | calibrated | combined (teacher + seed-only student): what the student learns
     confidence_weight: bool = False  # weight teacher rows by the teacher's confidence (1 - normalised entropy)
     noisy: str = "downweight"    # keep | drop | relabel | downweight rows a confident teacher contradicts
     noisy_threshold: float = 0.9
@@ -208,9 +208,10 @@ def fit_distilled(task: Task, cfg: TrainConfig, seed_texts: list[str], Y_seed: n
     return LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(allt, np.vstack(T), np.concatenate(W))
 
 
-def _fit_round(task, cfg, cal, seed_texts, Y_s, w_s, unl, asked, P_raw, inherit) -> LinearStudent:
-    """The distilled student from the seed and every teacher answer so far (plus inherited near-duplicates)."""
-    P = cal.transform(P_raw) if cfg.targets == "calibrated" else P_raw
+def _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw, inherit) -> LinearStudent:
+    """The distilled student from the seed and every teacher answer so far (plus inherited near-duplicates);
+    ``targets(P_raw, asked)`` maps the teacher's raw answers to what the student learns."""
+    P = targets(P_raw, asked)
     ok = ~np.isnan(P).any(axis=1)
     texts = [task.normalise(unl[i]["text"]) for i, k in zip(asked, ok) if k]
     Pt = P[ok]
@@ -229,8 +230,8 @@ def train(cfg: TrainConfig) -> dict:
     task = load_task(cfg.task)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.targets not in ("raw", "calibrated"):
-        raise SmallworldError("--targets must be raw or calibrated")
+    if cfg.targets not in ("raw", "calibrated", "combined"):
+        raise SmallworldError("--targets must be raw, calibrated or combined")
     if cfg.noisy not in ("keep", "drop", "relabel", "downweight"):
         raise SmallworldError("--noisy must be keep, drop, relabel or downweight")
     if cfg.strategy not in L.STRATEGIES:
@@ -326,6 +327,15 @@ def train(cfg: TrainConfig) -> dict:
                                       "meta": r.get("meta")})
                 noisy[r["id"]] = p
             Y_s, w_s = _noisy_handling(cfg, seed_rows, Y_seed, w_seed, noisy)
+            # teacher and seed-only student together, fitted on the calibration rows (documented in Combiner)
+            comb = L.Combiner(len(task.labels)).fit(P_cal_raw, np.array([cv[r["id"]] for r in cal_rows]), y_cal)
+
+            def targets(P_raw: np.ndarray, idx: list[int]) -> np.ndarray:
+                if cfg.targets == "calibrated":
+                    return cal.transform(P_raw)
+                if cfg.targets == "combined" and len(idx):
+                    return comb.transform(P_raw, seed_only.predict_proba([task.normalise(unl[i]["text"]) for i in idx]))
+                return P_raw
 
             folded = {L._fold(r["text"]) for r in seed_rows}
             budgets = [int(b) for b in cfg.round_sizes] or \
@@ -345,7 +355,7 @@ def train(cfg: TrainConfig) -> dict:
                         inherit.append((m, base + pos))
                 folded |= {L._fold(unl[i]["text"]) for i in sel.ask}
                 folded |= {L._fold(unl[m]["text"]) for rep in sel.ask for m in sel.members.get(rep, [])}
-                distilled = _fit_round(task, cfg, cal, seed_texts, Y_s, w_s, unl, asked, P_raw_asked, inherit)
+                distilled = _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw_asked, inherit)
                 rounds_info.append({"round": rnd + 1, "asked": len(sel.ask), "teacher_calls": len(asked),
                                     "inherited": sum(len(sel.members.get(a, [])) for a in sel.ask),
                                     "select_seconds": round(sel.seconds, 3),
@@ -355,11 +365,12 @@ def train(cfg: TrainConfig) -> dict:
                     idx = L.sample_idx(len(rows), cfg.teacher_eval, cfg.seed + 2)
                     Pt = L.ask_rows(teacher, task, demos, [rows[i] for i in idx],
                                     f"teacher: {name} rows (evaluation)", cfg.progress)
-                    teacher_eval[name] = (idx, cal.transform(Pt))
+                    teacher_eval[name] = (idx, cal.transform(Pt), Pt)
         finally:
             teacher.close()
             info(teacher.usage.render(), markup=False)
         teacher_info.update(usage=teacher.usage.to_dict(), model_id=teacher.model_id, calibration=cal.to_dict(),
+                            teacher_student=comb.to_dict(),
                             rounds=rounds_info)
         ok = ~np.isnan(P_cal).any(axis=1)
         if ok.sum() and len(set(y_cal[ok])) > 1:
@@ -390,11 +401,14 @@ def train(cfg: TrainConfig) -> dict:
         m = {"seed_only": E.evaluate(task.labels, task.positive, ylab, seed_only.predict_proba(txt), src),
              "distilled": E.evaluate(task.labels, task.positive, ylab, distilled.predict_proba(txt), src)}
         if name in teacher_eval:
-            idx, Pt = teacher_eval[name]
+            idx, Pt, Pt_raw = teacher_eval[name]
             okt = ~np.isnan(Pt).any(axis=1)
             sub = idx[okt]
             m["teacher"] = E.evaluate(task.labels, task.positive, [ylab[i] for i in sub], Pt[okt],
                                       [src[i] for i in sub])
+            Pc = comb.transform(Pt_raw[okt], seed_only.predict_proba([txt[i] for i in sub]))
+            m["teacher_student"] = E.evaluate(task.labels, task.positive, [ylab[i] for i in sub], Pc,
+                                              [src[i] for i in sub])
             # the students on exactly the teacher's rows, for a like-for-like comparison
             for s_name, s in (("seed_only", seed_only), ("distilled", distilled)):
                 m[s_name + "_on_teacher_rows"] = E.binary_metrics(
@@ -460,11 +474,11 @@ def comparison_table(manifest: dict) -> str:
     lines = []
     for name, m in manifest.get("metrics", {}).items():
         lines.append(f"{name}:")
-        lines.append(f"  {'model':<12} {'n':>6} {'ROC AUC':>8} {'PR AUC':>8} {'TPR@1e-3':>9} {'TPR@1e-2':>9} {'ECE':>6}")
-        for row in ("teacher", "seed_only", "distilled"):
+        lines.append(f"  {'model':<15} {'n':>6} {'ROC AUC':>8} {'PR AUC':>8} {'TPR@1e-3':>9} {'TPR@1e-2':>9} {'ECE':>6}")
+        for row in ("teacher", "teacher_student", "seed_only", "distilled"):
             if row in m:
                 x = m[row]
-                lines.append(f"  {row:<12} {x['n']:>6} {_f(x.get('roc_auc'))} {_f(x.get('pr_auc'))} "
+                lines.append(f"  {row:<15} {x['n']:>6} {_f(x.get('roc_auc'))} {_f(x.get('pr_auc'))} "
                              f"{_f(x['tpr_at_fpr'].get('0.001'), 9)} {_f(x['tpr_at_fpr'].get('0.01'), 9)} {_f(x.get('ece'), 6)}")
         if "seed_only_on_teacher_rows" in m:
             a, b = m["seed_only_on_teacher_rows"], m["distilled_on_teacher_rows"]

@@ -56,7 +56,7 @@ def test_train_evaluate_score_label_with_a_server_teacher(llama_server, tmp_path
     cli("label", "--task", "cmdlines", "--teacher", llama_server.url, TELE, "--labelled", SEED, "--out", lab,
         "--cache", cache)
     got = [json.loads(x) for x in lab.read_text().splitlines()]
-    assert got and all(set(g["probs"]) == set(g["raw"]) == {"malicious", "benign"} for g in got)
+    assert got and all(set(g["probs"]) == set(g["raw"]) == set(g["teacher"]) == {"malicious", "benign"} for g in got)
     assert all(abs(sum(g["probs"].values()) - 1) < 1e-4 for g in got)
 
 

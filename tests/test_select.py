@@ -71,3 +71,30 @@ def test_combined_on_real_telemetry_is_fast_and_within_budget(data_dir):
 def test_every_strategy_runs_with_an_empty_pool(strategy):
     m = LinearStudent(("a", "b"), {"dim_bits": 10}).fit(["x", "y"], np.eye(2))
     assert L.select(strategy, [], budget=5, student=m, feature_cfg={"dim_bits": 10}).ask == []
+
+
+def test_teacher_student_combiner_learns_which_model_to_trust():
+    """Fitted on labelled rows, the combination follows the informative model and beats either alone when both
+    carry independent signal."""
+    from sklearn.metrics import roc_auc_score
+
+    from smallworld.label import Combiner
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+
+    def model(signal):
+        z = signal * (2 * y - 1) + rng.normal(size=len(y))
+        p = 1 / (1 + np.exp(-z))
+        return np.c_[1 - p, p]
+
+    noise, good, other = model(0.0), model(2.0), model(1.5)
+    tr, te = slice(0, 200), slice(200, 400)
+    c = Combiner(2).fit(noise[tr], good[tr], y[tr])
+    w = c.cal.coef[1]
+    assert abs(w[1]) > 5 * abs(w[0])  # the student's log-odds carry the weight, the noisy teacher's do not
+    c = Combiner(2).fit(good[tr], other[tr], y[tr])
+    auc = lambda P: roc_auc_score(y[te], P[:, 1])
+    assert auc(c.transform(good[te], other[te])) > max(auc(good[te]), auc(other[te]))
+    P = c.transform(good[te], other[te])
+    assert np.allclose(P.sum(axis=1), 1)
