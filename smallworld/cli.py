@@ -237,6 +237,7 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
           temperature: float = typer.Option(0.9, "--temperature"), seed: int = typer.Option(0, "--seed"),
           weight: float = typer.Option(1.0, "--weight", help="training weight written on each row"),
           oversample: float = typer.Option(1.5, "--oversample", help="generate this many times --n, for the filters to drop"),
+          style_examples: int = typer.Option(0, "--style-examples", help="real training rows shown per prompt for style (measured: 0 is better with the embedded teacher)"),
           cache: Optional[str] = typer.Option(None, "--cache")):
     """Let the teacher write labelled rows for a taxonomy (ATT&CK techniques, phishing lures...), filtered and verified."""
     from . import data as D
@@ -267,7 +268,8 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
                           price_completion_per_1k=price_completion)
         try:
             rows, rep = synthesize(t, te, n, ents, train_rows, verify=verify, threshold=threshold,
-                                   temperature=temperature, seed=seed, weight=weight, oversample=oversample)
+                                   temperature=temperature, seed=seed, weight=weight, oversample=oversample,
+                                   style_examples=style_examples)
         finally:
             te.close()
             info(te.usage.render(), markup=False)

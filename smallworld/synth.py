@@ -62,7 +62,8 @@ PLACEHOLDER = re.compile(
     r"example\.(com|org|net)|\b(evil|attacker|malicious|badsite|phishing-?site)\.(com|net|org)|<[a-z_ -]*(payload|url|path|"
     r"ip|host|domain|user|name|file|command|link|script)[a-z_ -]*>|\{[A-Z_]{3,}\}|\[(url|link|name|company|recipient|"
     r"sender|your name|date|amount)\]|path[\\/]to[\\/]|your[_-](domain|server|ip|file)|lorem ipsum|x\.x\.x\.x|\bxxx+\b|"
-    r"\bevil[_\-.]|[_\-]evil\b|\b(username|password)123\b", re.I)
+    r"\b(evil|malicious)[_\-.]|[_\-](evil|malicious)\b|\b(username|password)123\b", re.I)
+SLOT = re.compile(r"\[[a-z][a-z_ ]{2,20}\]")  # "[username]"; PowerShell's [System.IO.File] is capitalised
 
 
 _BRACKET = re.compile(r"\[[^\[\]\n]{2,40}\]")
@@ -84,12 +85,16 @@ def repair_email(text: str, seed: int) -> tuple[str, int]:
     return re.sub(r"[ \t]+([,.!?])", r"\1", out), n
 
 
-def echoes_prompt(text: str, entry: "Entry") -> bool:
-    """An item that repeats the instruction (the entry's id, or mostly the words of its hint) instead of an example."""
+def echoes_prompt(text: str, entry: "Entry", prompt: str = "") -> bool:
+    """An item that repeats the instruction (the entry's id, or mostly the words of its hint or of the prompt)
+    instead of being an example."""
     if entry.id.lower() in text.lower() and entry.id.lower() not in ("any",):
         return True
-    words = re.findall(r"[a-z0-9]{3,}", text.lower())
-    hint = set(re.findall(r"[a-z0-9]{3,}", (entry.hint + " " + entry.name).lower()))
+    low = text.lower()
+    if any(p in low for p in ("platform:", "one command per item", "labelled malicious", "labelled benign")):
+        return True
+    words = re.findall(r"[a-z0-9]{3,}", low)
+    hint = set(re.findall(r"[a-z0-9]{3,}", (entry.hint + " " + entry.name + " " + prompt).lower()))
     return len(words) >= 4 and sum(w in hint for w in words) / len(words) >= 0.6
 
 
@@ -280,7 +285,8 @@ def diversity(texts: Sequence[str], novelty: np.ndarray) -> dict:
 
 def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows: Sequence[dict] = (),
                verify: bool = True, threshold: float = 0.5, temperature: float = 0.9, seed: int = 0,
-               weight: float = 1.0, oversample: float = 1.5, progress: bool = True) -> tuple[list[dict], SynthReport]:
+               weight: float = 1.0, oversample: float = 1.5, style_examples: int = 0,
+               progress: bool = True) -> tuple[list[dict], SynthReport]:
     """About ``n`` items spread evenly over ``entries``, generating ``oversample`` times as many for the filters."""
     from .progress import bar
 
@@ -299,7 +305,8 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
     with bar("teacher: generating", len(entries) * calls_per_entry, progress) as tick:
         for e in entries:
             pool = short.get(e.label, [])
-            examples = [pool[i] for i in rng.choice(len(pool), size=min(3, len(pool)), replace=False)] if pool else []
+            k = min(style_examples, len(pool))
+            examples = [pool[i] for i in rng.choice(len(pool), size=k, replace=False)] if k else []
             prompt = build_prompt(task, shape, e, shape.per_call, examples)
             rep.per_entry.setdefault(e.id, {"generated": 0, "kept": 0})
             for c in range(calls_per_entry):
@@ -329,7 +336,7 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
             rep.drop("invalid", e.id)
         elif not shape.min_chars <= len(text) <= shape.max_chars:
             rep.drop("length", e.id)
-        elif PLACEHOLDER.search(text):
+        elif PLACEHOLDER.search(text) or (not shape.email and SLOT.search(text)):
             rep.drop("placeholder", e.id)
         elif echoes_prompt(text, e):
             rep.drop("echoes the prompt", e.id)
