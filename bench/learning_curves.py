@@ -173,6 +173,9 @@ def plot(results: dict, out: Path) -> None:
                 if so is not None:
                     ax.axhline(so, color="grey", linestyle=":", label="seed-only")
                 ax.set_xscale("log")
+                ticks = [p["teacher_calls"] for p in r["oracle"]]
+                ax.set_xticks(ticks, [str(t) for t in ticks])
+                ax.minorticks_off()
                 ax.set_xlabel("teacher calls")
                 ax.set_title(f"{task}: {name} {met}")
                 ax.grid(alpha=0.3)
