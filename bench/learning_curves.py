@@ -107,7 +107,7 @@ def main() -> None:
                                   "cache_hits": u.get("cache_hits")}
             res_path.write_text(json.dumps(results, indent=2))
         res_path.write_text(json.dumps(results, indent=2))
-    (out / "curves.md").write_text(render(results))
+    (out / "curves.md").write_text(render(results) + "\n\n" + render_compact(results))
     print(render(results))
     plot(results, out)
 
@@ -127,6 +127,26 @@ def render(results: dict) -> str:
                     lines.append(f"| {s} | {name} | {met} | " + " | ".join(_f(p["metrics"][name][met]) for p in v["rounds"]) + " |")
                 lines.append(f"| oracle (true labels) | {name} | {met} | " +
                              " | ".join(_f(p["metrics"][name][met]) for p in r["oracle"]) + " |")
+        lines.append("\n" + half_budget_claim(r))
+    return "\n".join(lines)
+
+
+def render_compact(results: dict) -> str:
+    """ROC AUC on dev and on the held-out source per strategy and number of calls, one table per task."""
+    lines = []
+    for task, r in results.items():
+        cum = [int(c) for c in np.cumsum(r["sizes"])]
+        lines.append(f"\n`{task}` (held out: {', '.join(r['holdout'])}), ROC AUC on dev | on the held-out source:\n")
+        lines.append("| strategy | " + " | ".join(f"dev, {c}" for c in cum) + " | " +
+                     " | ".join(f"held-out, {c}" for c in cum) + " |")
+        lines.append("|---|" + "---:|" * (2 * len(cum)))
+        so = r.get("seed_only", {})
+        lines.append("| seed-only (no teacher) | " + " | ".join(_f(so.get("dev", {}).get("roc_auc")) for _ in cum) + " | " +
+                     " | ".join(_f(so.get("heldout", {}).get("roc_auc")) for _ in cum) + " |")
+        rows = [(s, v["rounds"]) for s, v in r["strategies"].items()] + [("oracle (true labels)", r["oracle"])]
+        for s, pts in rows:
+            lines.append(f"| {s} | " + " | ".join(_f(p["metrics"]["dev"]["roc_auc"]) for p in pts) + " | " +
+                         " | ".join(_f(p["metrics"]["heldout"]["roc_auc"]) for p in pts) + " |")
         lines.append("\n" + half_budget_claim(r))
     return "\n".join(lines)
 
