@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 from collections import defaultdict
 from pathlib import Path

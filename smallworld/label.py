@@ -159,6 +159,25 @@ def calibration_rows(demos: "Demonstrations", seed_rows: Sequence[dict], n: int,
 
 
 # -- calibration ------------------------------------------------------------------------------------------
+def _softmax(Z: np.ndarray) -> np.ndarray:
+    Z = Z - Z.max(axis=1, keepdims=True)
+    E = np.exp(Z)
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def _fit_logistic(X: np.ndarray, y: np.ndarray, K: int, balanced: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A (multinomial) logistic regression as per-class coefficients and intercepts: class 0 is the reference
+    for two classes (lr.classes_ are the labels present, sorted)."""
+    lr = LogisticRegression(C=10.0, max_iter=1000, class_weight="balanced" if balanced else None).fit(X, y)
+    coef, inter = np.zeros((K, X.shape[1])), np.zeros(K)
+    if K == 2:
+        coef[1], inter[1] = lr.coef_[0], lr.intercept_[0]
+    else:
+        for j, c in enumerate(lr.classes_):
+            coef[c], inter[c] = lr.coef_[j], lr.intercept_[j]
+    return coef, inter
+
+
 class Calibrator:
     """Maps raw teacher probabilities to calibrated ones, fitted on labelled rows the teacher answered.
 
@@ -187,19 +206,7 @@ class Calibrator:
         P, y = P[ok], y[ok]
         if len(np.unique(y)) < 2 or len(y) < 10:
             return self  # not enough to fit: identity
-        X = self._features(P)
-        lr = LogisticRegression(C=10.0, max_iter=1000, class_weight="balanced" if self.balanced else None).fit(X, y)
-        coef = np.zeros((self.K, X.shape[1]))
-        inter = np.zeros(self.K)
-        if self.K == 2:
-            coef[1] = lr.coef_[0]
-            inter[1] = lr.intercept_[0]
-            # lr.classes_ are the labels present, sorted; for 2 classes they are [0, 1]
-        else:
-            for j, c in enumerate(lr.classes_):
-                coef[c] = lr.coef_[j]
-                inter[c] = lr.intercept_[j]
-        self.coef, self.intercept = coef, inter
+        self.coef, self.intercept = _fit_logistic(self._features(P), y, self.K, self.balanced)
         return self
 
     def _features(self, P: np.ndarray) -> np.ndarray:
@@ -213,10 +220,7 @@ class Calibrator:
             return P
         out = np.full_like(P, np.nan)
         ok = ~np.isnan(P).any(axis=1)
-        Z = self._features(P[ok]) @ self.coef.T + self.intercept
-        Z -= Z.max(axis=1, keepdims=True)
-        E = np.exp(Z)
-        out[ok] = E / E.sum(axis=1, keepdims=True)
+        out[ok] = _softmax(self._features(P[ok]) @ self.coef.T + self.intercept)
         return out
 
     def to_dict(self) -> dict:
@@ -252,15 +256,7 @@ class Combiner:
         Pt, Ps, y = Pt[ok], Ps[ok], y[ok]
         if len(np.unique(y)) < 2 or len(y) < 10:
             return self
-        X = self._features(Pt, Ps)
-        lr = LogisticRegression(C=10.0, max_iter=1000, class_weight="balanced").fit(X, y)
-        coef, inter = np.zeros((self.K, X.shape[1])), np.zeros(self.K)
-        if self.K == 2:
-            coef[1], inter[1] = lr.coef_[0], lr.intercept_[0]
-        else:
-            for j, c in enumerate(lr.classes_):
-                coef[c], inter[c] = lr.coef_[j], lr.intercept_[j]
-        self.cal.coef, self.cal.intercept = coef, inter
+        self.cal.coef, self.cal.intercept = _fit_logistic(self._features(Pt, Ps), y, self.K)
         return self
 
     def transform(self, Pt: np.ndarray, Ps: np.ndarray) -> np.ndarray:
@@ -268,10 +264,7 @@ class Combiner:
             return Pt
         out = np.full_like(Pt, np.nan)
         ok = ~np.isnan(Pt).any(axis=1)
-        Z = self._features(Pt[ok], Ps[ok]) @ self.cal.coef.T + self.cal.intercept
-        Z -= Z.max(axis=1, keepdims=True)
-        E = np.exp(Z)
-        out[ok] = E / E.sum(axis=1, keepdims=True)
+        out[ok] = _softmax(self._features(Pt[ok], Ps[ok]) @ self.cal.coef.T + self.cal.intercept)
         return out
 
     def to_dict(self) -> dict:

@@ -290,7 +290,7 @@ def agreement(model_dir: Path, manifest: dict, task: Task, scorer: Scorer) -> di
     if not p.is_file():
         return None
     key = "raw" if manifest["config"].get("targets", "raw") == "raw" else "probs"
-    rows = _jsonl(p, key, len(task.labels))
+    rows = prob_rows(p, key, len(task.labels))
     if not rows:
         return None
     T = np.array([r[key] for r in rows], dtype=float)
@@ -304,7 +304,9 @@ def agreement(model_dir: Path, manifest: dict, task: Task, scorer: Scorer) -> di
             "t": t, "s": s, "disagree": worst}
 
 
-def _jsonl(path: Path, key: str, k: int) -> list[dict]:
+def prob_rows(path: Path, key: str, k: int) -> list[dict]:
+    """Rows of a run's JSONL output (teacher_labels.jsonl) that carry text and a list of k probabilities under
+    key; anything else (a hand-edited or truncated line) is passed over."""
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:

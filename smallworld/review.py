@@ -23,7 +23,7 @@ import numpy as np
 
 from . import data as D
 from .errors import SmallworldError
-from .report import disagreement_rows, load_manifest, resolve_run
+from .report import disagreement_rows, load_manifest, prob_rows, resolve_run
 from .serve.score import Scorer
 
 COLUMNS = ("id", "text", "reason", "teacher_probs", "student_probs", "given_label", "choices", "decision")
@@ -82,15 +82,7 @@ def build_queue(run_dir: str | Path, n: int = 50, unlabelled: list[str] = (), on
     tl = model_dir / "teacher_labels.jsonl"
     if tl.is_file():
         key = "raw" if manifest["config"].get("targets", "raw") == "raw" else "probs"
-        rows = []
-        for line in tl.read_text(encoding="utf-8").splitlines():
-            try:
-                r = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(r, dict) and isinstance(r.get("text"), str) and isinstance(r.get(key), list) \
-                    and len(r[key]) == len(labels):
-                rows.append(r)
+        rows = prob_rows(tl, key, len(labels))
         if rows:
             T = np.array([r[key] for r in rows], dtype=float)
             S = sc.probs([r["text"] for r in rows])
