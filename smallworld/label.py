@@ -151,6 +151,19 @@ def sample_idx(n: int, k: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
 
 
+def balanced_idx(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Up to k indices with as many positives (y true) as negatives where there are enough: the teacher's
+    evaluation rows, so its ROC AUC does not rest on a handful of positives of a rare class."""
+    if k >= len(y):
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    n_pos = min(len(pos), k // 2)
+    n_neg = min(len(neg), k - n_pos)
+    n_pos = min(len(pos), k - n_neg)
+    return np.sort(np.r_[rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)]).astype(int)
+
+
 def calibration_rows(demos: "Demonstrations", seed_rows: Sequence[dict], n: int, seed: int) -> list[dict]:
     """Up to n seed rows for calibration, never one shown to every item as a fixed demonstration."""
     fixed = demos.fixed_ids()

@@ -47,7 +47,7 @@ class TrainConfig:
     cache: str | None = None
     budget: int = 300
     calibration: int = 100       # teacher calls on seed rows: calibration and the noisy-label check
-    teacher_eval: int = 200      # teacher calls on evaluation rows, for the teacher's row of the comparison
+    teacher_eval: int = 200      # teacher calls on evaluation rows (class-balanced sample), for the teacher's row
     shots: int = 3               # demonstrations per class
     prompt: str = "hybrid"       # hybrid | similar | fixed | zero
     holdout_sources: list[str] = field(default_factory=list)
@@ -362,7 +362,8 @@ def train(cfg: TrainConfig) -> dict:
                                     "metrics": _curve_point(task, distilled, eval_sets)})
             for name, rows in (("dev", dev), ("heldout", heldout)):
                 if rows and cfg.teacher_eval:
-                    idx = L.sample_idx(len(rows), cfg.teacher_eval, cfg.seed + 2)
+                    idx = L.balanced_idx(np.array([r["label"] == task.positive for r in rows]), cfg.teacher_eval,
+                                         cfg.seed + 2)
                     Pt = L.ask_rows(teacher, task, demos, [rows[i] for i in idx],
                                     f"teacher: {name} rows (evaluation)", cfg.progress)
                     teacher_eval[name] = (idx, cal.transform(Pt), Pt)
