@@ -159,12 +159,13 @@ def label(file: str = typer.Argument(..., help="rows to label"),
           prompt: str = typer.Option("hybrid", "--prompt", help="hybrid, similar, fixed or zero"),
           shots: int = typer.Option(3, "--shots"), limit: Optional[int] = typer.Option(None, "--limit"),
           calibration: int = typer.Option(100, "--calibration", help="seed rows labelled to calibrate (0: none)"),
-          combine: bool = typer.Option(True, "--combine/--teacher-only", help="with --labelled: combine the teacher with a seed-trained student (learned on the calibration rows)"),
+          combine: bool = typer.Option(False, "--combine/--teacher-only", help="with --labelled: combine the teacher with a seed-trained student (learned on the calibration rows; helps on data like the seed, can hurt on new sources)"),
           cache: Optional[str] = typer.Option(None, "--cache"), on_error: str = typer.Option("raise", "--on-error")):
     """Label rows with the teacher: JSONL rows with id, probs, teacher (calibrated) and raw probabilities.
 
-    With --labelled, ``probs`` combines the teacher with a student trained on the seed (a logistic regression
-    on both models' log-odds, fitted on the calibration rows); --teacher-only gives the calibrated teacher."""
+    With --labelled, ``probs`` is the teacher calibrated on the seed; --combine makes it the teacher combined
+    with a student trained on the seed (a logistic regression on both models' log-odds, fitted on the
+    calibration rows)."""
     import numpy as np
 
     from . import data as D

@@ -35,7 +35,8 @@ SECTIONS: dict[str, dict[str, str]] = {
         "price_completion_per_1k", "cache", "budget", "strategy", "rounds", "round_sizes", "calibration", "teacher_eval", "shots",
         "prompt")}},
     "train": {k: k for k in ("alpha", "beta", "temperature", "targets", "confidence_weight", "noisy",
-                             "noisy_threshold", "noisy_check", "noisy_needs_student", "inherit_weight", "l2", "seed")},
+                             "noisy_threshold", "noisy_check", "noisy_needs_student", "inherit_weight", "l2", "seed",
+                             "student")},
 }
 REPORT_KEYS = {"enabled": True, "cpu_price_per_hour": 0.05}
 TOP_KEYS = ("task", "out", *SECTIONS, "report")
@@ -310,6 +311,7 @@ _NOTES = {
     "temperature": "teacher probability temperature (<1 sharpens)", "targets": "raw or calibrated",
     "noisy": "rows a confident teacher contradicts: keep, drop, relabel or downweight",
     "noisy_check": "extra seed rows the teacher checks for label noise",
+    "student": "linear (hashed n-grams) or cnn (character CNN, ONNX)",
 }
 
 

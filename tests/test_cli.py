@@ -57,7 +57,14 @@ def test_train_evaluate_score_label_with_a_server_teacher(llama_server, tmp_path
         "--cache", cache)
     got = [json.loads(x) for x in lab.read_text().splitlines()]
     assert got and all(set(g["probs"]) == set(g["raw"]) == set(g["teacher"]) == {"malicious", "benign"} for g in got)
-    assert all(abs(sum(g["probs"].values()) - 1) < 1e-4 for g in got)
+    assert all(abs(sum(g["probs"].values()) - 1) < 1e-4 and g["probs"] == g["teacher"] for g in got)
+    # --combine: the teacher together with a seed-trained student; all answers come from the cache
+    r = cli("label", "--task", "cmdlines", "--teacher", llama_server.url, TELE, "--labelled", SEED, "--out", lab,
+            "--cache", cache, "--combine")
+    assert _usage(r.stderr)[0] == 0
+    comb = [json.loads(x) for x in lab.read_text().splitlines()]
+    assert [c["teacher"] for c in comb] == [g["teacher"] for g in got]
+    assert any(abs(c["probs"]["malicious"] - c["teacher"]["malicious"]) > 1e-3 for c in comb)
 
 
 def test_killed_labelling_resumes_without_asking_twice(llama_server, tmp_path, data_dir):
