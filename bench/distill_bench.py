@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--tasks", default="cmdlines,urls")
     ap.add_argument("--budget", type=int, default=1500)
     ap.add_argument("--seed-size", type=int, default=500)
-    ap.add_argument("--teacher-eval", type=int, default=150)
+    ap.add_argument("--teacher-eval", type=int, default=120)
     ap.add_argument("--teacher", default="embedded")
     ap.add_argument("--out", default="bench/out")
     ap.add_argument("--holdout", default=None, help="comma-separated sources to hold out (one task only)")
