@@ -22,7 +22,7 @@ def run_demo(data: str, out: str, budget: int = 300, seed_size: int = 500, teach
              f"held-out source lolbas")
         cfg = TrainConfig(task="cmdlines", labelled=str(d / "train.jsonl.gz"), dev=str(d / "dev.jsonl.gz"),
                           unlabelled=[str(d / "telemetry.jsonl.gz")], out=out, teacher=teacher, budget=budget,
-                          seed_size=seed_size, holdout_sources=["lolbas"], calibration=100, teacher_eval=150)
+                          seed_size=seed_size, holdout_sources=["lolbas"], calibration=100, teacher_eval=120)
     else:
         info(f"[bold]demo[/]: {d} not found; using the example set shipped in {EXAMPLES}")
         cfg = TrainConfig(task="cmdlines", labelled=str(EXAMPLES / "cmdlines_seed.jsonl"),
