@@ -52,6 +52,7 @@ from smallworld.serve.score import Scorer  # noqa: E402
 from smallworld.student import modelfile  # noqa: E402
 from smallworld.student.linear import LinearStudent  # noqa: E402
 from smallworld.tasks import load_task  # noqa: E402
+from student_bench import best_throughput  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 OUT = ROOT / "bench" / "out" / "cnn_bench.json"
 HOLDOUT = {"urls": ["phishtank-2020-05"], "cmdlines": ["lolbas"]}
@@ -71,16 +72,6 @@ def median_latency_us(fn, texts, calls=1000, warm=50):
         fn([t])
         times.append(time.perf_counter_ns() - t0)
     return statistics.median(times) / 1000.0
-
-
-def best_throughput(fn, texts, repeats):
-    best = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(texts)
-        dt = time.perf_counter() - t0
-        best = dt if best is None else min(best, dt)
-    return len(texts) / best
 
 
 def auc(task, rows, s) -> float:
@@ -157,7 +148,7 @@ def run_task(args, task_name: str, tmp: Path) -> dict:
              "dev_auc": auc(task, dev, sc.scores(dev_t)),
              "heldout_auc": auc(task, heldout, sc.scores(ho_t)) if heldout else float("nan"),
              "latency_us_p50": median_latency_us(sc.scores, dev_t),
-             "items_per_s": best_throughput(sc.scores, score_texts, args.repeats)}
+             "items_per_s": best_throughput(sc.scores, score_texts, args.repeats)[0]}
         if extra:
             r["dev_auc_seeds"] = [r["dev_auc"]] + [a for a, _ in extra]
             r["heldout_auc_seeds"] = [r["heldout_auc"]] + [b for _, b in extra]
