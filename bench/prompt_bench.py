@@ -21,11 +21,96 @@ import numpy as np
 from smallworld import data as D
 from smallworld import evaluate as E
 from smallworld import label as L
-from smallworld.pipeline import holdout_split, stratified_sample
+from smallworld.pipeline import TrainConfig, cross_val_proba, holdout_split, onehot, row_groups, stratified_sample
+from smallworld.student.linear import LinearStudent
 from smallworld.tasks import load_task
 from smallworld.teacher import make_teacher
 
 HOLDOUT = {"cmdlines": ["lolbas"], "urls": ["phishtank-2020-05"]}
+
+
+def variant(task, seed, v):
+    mode, rubric = (v.replace("_norubric", ""), not v.endswith("_norubric"))
+    return (None if mode == "zero" else L.Demonstrations(task, seed, k=3, mode=mode)), rubric
+
+
+def auc(task, rows, P):
+    ok = ~np.isnan(P).any(axis=1)
+    y = np.array([r["label"] == task.positive for r in rows])[ok]
+    return E.binary_metrics(y, P[ok, task.pos_index])
+
+
+def teacher_and_student(a, task, seed, sets, teacher, probs, results):
+    """The seed-only student; the teacher (each --combine variant) calibrated on balanced seed rows; and the two
+    together by the learned rule (label.Combiner on the teacher's answers and the student's group-out-of-fold
+    probabilities for the same seed rows). Reliability of each is kept for the plot."""
+    K = len(task.labels)
+    st = [task.normalise(r["text"]) for r in seed]
+    Y = onehot(task, [r["label"] for r in seed])
+    w = np.ones(len(seed))
+    student = LinearStudent(task.labels, dict(task.features)).fit(st, Y, w)
+    cv = dict(zip([r["id"] for r in seed], cross_val_proba(task, TrainConfig(task=task.name, labelled="", out=""),
+                                                            st, Y, w, groups=row_groups(seed))))
+    Pst = {name: student.predict_proba([task.normalise(r["text"]) for r in rows]) for name, rows in sets.items()}
+    for name, rows in sets.items():
+        results.setdefault("student (seed-only)", {})[name] = {"n": len(rows), "roc_auc": auc(task, rows, Pst[name])["roc_auc"],
+                                                              "seconds_per_item": None}
+        probs[("student (seed-only)", name)] = Pst[name]
+    cal_rows = L.calibration_rows(L.Demonstrations(task, seed, k=3, mode="fixed"), seed, a.cal, 1)
+    y_cal = np.array([task.labels.index(r["label"]) for r in cal_rows])
+    S_cal = np.array([cv[r["id"]] for r in cal_rows])
+    members = [v for v in ("fixed", "similar", "hybrid", "zero") if (v, "dev") in probs]
+    Pcal: dict = {}
+    for v in a.combine.split(","):
+        for m in (members if v == "ensemble" else [v]):
+            if m not in Pcal:
+                demos, rubric = variant(task, seed, m)
+                Pcal[m] = L.ask(teacher, task, L.build_prompts(task, [r["text"] for r in cal_rows], demos,
+                                                              exclude_ids=[r["id"] for r in cal_rows], rubric=rubric))
+        Pc = np.mean([Pcal[m] for m in members], axis=0) if v == "ensemble" else Pcal[v]
+        cal = L.Calibrator(K).fit(Pc, y_cal)
+        comb = L.Combiner(K).fit(Pc, S_cal, y_cal)
+        for name, rows in sets.items():
+            P = probs[(v, name)]
+            Pk = cal.transform(P)
+            Pj = comb.transform(P, Pst[name])
+            probs[(f"{v} calibrated", name)] = Pk
+            probs[(f"{v} + student", name)] = Pj
+            results.setdefault(f"{v} + student", {})[name] = {
+                "n": len(rows), "roc_auc": auc(task, rows, Pj)["roc_auc"], "seconds_per_item":
+                results.get(v, {}).get(name, {}).get("seconds_per_item"), "weights": comb.to_dict()["coef"]}
+            print(f"{v} + student", name, results[f"{v} + student"][name], flush=True)
+    reliability(a, task, sets, probs, [f"{v}" for v in a.combine.split(",")][:1])
+
+
+def reliability(a, task, sets, probs, variants):
+    """Expected calibration error and a reliability plot on the held-out rows: raw, calibrated, with student."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sets["heldout"]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    y = np.array([r["label"] == task.positive for r in rows], dtype=float)
+    for v in variants:
+        for key in (v, f"{v} calibrated", f"{v} + student"):
+            P = probs[(key, "heldout")]
+            ok = ~np.isnan(P).any(axis=1)
+            p = P[ok, task.pos_index]
+            edges = np.linspace(0, 1, 11)
+            idx = np.clip(np.digitize(p, edges[1:-1]), 0, 9)
+            xs = [p[idx == b].mean() for b in range(10) if (idx == b).any()]
+            ys = [y[ok][idx == b].mean() for b in range(10) if (idx == b).any()]
+            e = E.ece(y[ok], p)
+            ax.plot(xs, ys, "o-", label=f"{key} (ECE {e:.3f})")
+            print(f"ECE held-out {key}: {e:.3f}")
+    ax.set_xlabel("predicted P(positive)")
+    ax.set_ylabel("observed share positive")
+    ax.set_title(f"{task.name}: held out {', '.join(HOLDOUT[task.name])}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(Path(a.out) / f"reliability_{task.name}_{'+'.join(HOLDOUT[task.name])}.png", dpi=110)
 
 
 def main() -> None:
@@ -34,9 +119,15 @@ def main() -> None:
     ap.add_argument("--task", default="cmdlines")
     ap.add_argument("--n", type=int, default=120, help="items per evaluation set (class-balanced)")
     ap.add_argument("--variants", default="zero,fixed,similar,hybrid,hybrid_norubric")
+    ap.add_argument("--holdout", default=None, help="source held out of the seed (default: lolbas / phishtank-2020-05)")
+    ap.add_argument("--combine", default="", help="teacher variants to combine with the seed-only student "
+                    "(ensemble = the mean of the variants run), e.g. fixed_norubric,fixed,ensemble")
+    ap.add_argument("--cal", type=int, default=120, help="seed rows the teacher answers to fit calibration and weights")
     ap.add_argument("--out", default="bench/out/prompts")
     a = ap.parse_args()
     task = load_task(a.task)
+    if a.holdout:
+        HOLDOUT[a.task] = a.holdout.split(",")
     d = Path(a.data) / a.task
     labelled = list(D.iter_rows(str(d / "train.jsonl.gz")))
     dev = list(D.iter_rows(str(d / "dev.jsonl.gz")))
@@ -49,12 +140,12 @@ def main() -> None:
         idx = L.balanced_idx(np.array([r["label"] == task.positive for r in rows]), a.n, 2)
         sets[name] = [rows[i] for i in idx]
     teacher = make_teacher("embedded")
+    Path(a.out).mkdir(parents=True, exist_ok=True)
     results: dict = {}
     probs: dict = {}
     try:
         for v in a.variants.split(","):
-            mode, rubric = (v.replace("_norubric", ""), not v.endswith("_norubric"))
-            demos = None if mode == "zero" else L.Demonstrations(task, seed, k=3, mode=mode)
+            demos, rubric = variant(task, seed, v)
             for name, rows in sets.items():
                 before = teacher.usage.to_dict()
                 prompts = L.build_prompts(task, [r["text"] for r in rows], demos, rubric=rubric)
@@ -82,10 +173,12 @@ def main() -> None:
                     "seconds_per_item": sum(secs) if all(s is not None for s in secs) else None,
                     "agreement": float(agree.mean()),
                     "roc_auc_where_agree": E.binary_metrics(y[agree], Pm[agree, task.pos_index])["roc_auc"]}
+        if a.combine:
+            teacher_and_student(a, task, seed, sets, teacher, probs, results)
     finally:
         teacher.close()
     Path(a.out).mkdir(parents=True, exist_ok=True)
-    (Path(a.out) / f"prompts_{a.task}.json").write_text(json.dumps(results, indent=2))
+    (Path(a.out) / f"prompts_{a.task}_{'+'.join(HOLDOUT[a.task])}.json").write_text(json.dumps(results, indent=2))
     print(f"\n### {a.task}: teacher ROC AUC (n per set) and seconds per item; held out: {', '.join(HOLDOUT[a.task])}\n")
     print("| variant | dev ROC AUC | held-out ROC AUC | s/item (dev) | s/item (held-out) |\n|---|---|---|---|---|")
     for v, r in results.items():

@@ -165,10 +165,12 @@ def balanced_idx(y: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def calibration_rows(demos: "Demonstrations", seed_rows: Sequence[dict], n: int, seed: int) -> list[dict]:
-    """Up to n seed rows for calibration, never one shown to every item as a fixed demonstration."""
+    """Up to n seed rows for calibration, never one shown to every item as a fixed demonstration, with the
+    positive class as common as the rest where the seed has enough (a seed with 2% positives would otherwise
+    calibrate on two or three of them)."""
     fixed = demos.fixed_ids()
     pool = [r for r in seed_rows if r["id"] not in fixed and r.get("label") in demos.task.labels]
-    return [pool[i] for i in sample_idx(len(pool), n, seed)]
+    return [pool[i] for i in balanced_idx(np.array([r["label"] == demos.task.positive for r in pool]), n, seed)]
 
 
 # -- calibration ------------------------------------------------------------------------------------------

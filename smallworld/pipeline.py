@@ -175,10 +175,19 @@ def _noisy_handling(cfg: TrainConfig, seed_rows: list[dict], Y: np.ndarray, w: n
 
 
 def cross_val_proba(task: Task, cfg: TrainConfig, texts: list[str], Y: np.ndarray, w: np.ndarray,
-                    folds: int = 5) -> np.ndarray:
-    """Out-of-fold probabilities of seed-only students (each row scored by a model that never saw it)."""
+                    folds: int = 5, groups: list | None = None) -> np.ndarray:
+    """Out-of-fold probabilities of seed-only students (each row scored by a model that never saw it).
+    With ``groups`` (the rows' ``group``: tool, host or sender) whole groups fall in one fold, so a row is
+    scored by a model that never saw its tool either: the student's confidence on unfamiliar items, which is
+    what the teacher-and-student combination must weigh (random folds flatter the student)."""
     n = len(texts)
-    fold = np.random.default_rng(cfg.seed + 3).permutation(n) % folds
+    rng = np.random.default_rng(cfg.seed + 3)
+    if groups is not None:
+        uniq = sorted({str(g) for g in groups})
+        gfold = dict(zip(uniq, rng.permutation(len(uniq)) % folds))
+        fold = np.array([gfold[str(g)] for g in groups])
+    else:
+        fold = rng.permutation(n) % folds
     out = np.zeros_like(Y)
     for f in range(folds):
         tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
@@ -188,6 +197,11 @@ def cross_val_proba(task: Task, cfg: TrainConfig, texts: list[str], Y: np.ndarra
         m = LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit([texts[i] for i in tr], Y[tr], w[tr])
         out[te] = m.predict_proba([texts[i] for i in te])
     return out
+
+
+def row_groups(rows: list[dict]) -> list[str]:
+    """Each row's group (tool, host, sender), or its own id where it has none."""
+    return [str(r.get("group") or r["id"]) for r in rows]
 
 
 def fit_distilled(task: Task, cfg: TrainConfig, seed_texts: list[str], Y_seed: np.ndarray, w_seed: np.ndarray,
@@ -311,7 +325,8 @@ def train(cfg: TrainConfig) -> dict:
             extra = [rest[i] for i in L.sample_idx(len(rest), cfg.noisy_check, cfg.seed + 4)] if cfg.noisy_check else []
             P_extra = cal.transform(L.ask_rows(teacher, task, demos, extra, "teacher: noisy-label check",
                                                cfg.progress, exclude=True))
-            cv = dict(zip([r["id"] for r in seed_rows], cross_val_proba(task, cfg, seed_texts, Y_seed, w_seed)))
+            cv = dict(zip([r["id"] for r in seed_rows], cross_val_proba(task, cfg, seed_texts, Y_seed, w_seed,
+                                                                        groups=row_groups(seed_rows))))
             noisy: dict[str, np.ndarray] = {}
             checked = cal_rows + extra
             for r, p in zip(checked, np.vstack([P_cal, P_extra]) if len(extra) else P_cal):
