@@ -30,8 +30,7 @@ HOLDOUT = {"cmdlines": ["lolbas"], "urls": ["phishtank-2020-05"]}
 
 
 def variant(task, seed, v):
-    mode, rubric = (v.replace("_norubric", ""), not v.endswith("_norubric"))
-    return (None if mode == "zero" else L.Demonstrations(task, seed, k=3, mode=mode)), rubric
+    return L.Demonstrations(task, seed, k=3, mode=v.replace("_norubric", ""), rubric=not v.endswith("_norubric"))
 
 
 def auc(task, rows, P):
@@ -64,9 +63,8 @@ def teacher_and_student(a, task, seed, sets, teacher, probs, results):
     for v in a.combine.split(","):
         for m in (members if v == "ensemble" else [v]):
             if m not in Pcal:
-                demos, rubric = variant(task, seed, m)
-                Pcal[m] = L.ask(teacher, task, L.build_prompts(task, [r["text"] for r in cal_rows], demos,
-                                                              exclude_ids=[r["id"] for r in cal_rows], rubric=rubric))
+                Pcal[m] = L.ask(teacher, task, L.build_prompts(task, [r["text"] for r in cal_rows], variant(task, seed, m),
+                                                              exclude_ids=[r["id"] for r in cal_rows]))
         Pc = np.mean([Pcal[m] for m in members], axis=0) if v == "ensemble" else Pcal[v]
         cal = L.Calibrator(K).fit(Pc, y_cal)
         comb = L.Combiner(K).fit(Pc, S_cal, y_cal)
@@ -145,10 +143,10 @@ def main() -> None:
     probs: dict = {}
     try:
         for v in a.variants.split(","):
-            demos, rubric = variant(task, seed, v)
+            demos = variant(task, seed, v)
             for name, rows in sets.items():
                 before = teacher.usage.to_dict()
-                prompts = L.build_prompts(task, [r["text"] for r in rows], demos, rubric=rubric)
+                prompts = L.build_prompts(task, [r["text"] for r in rows], demos)
                 P = L.ask(teacher, task, prompts)
                 after = teacher.usage.to_dict()
                 calls, secs = after["calls"] - before["calls"], after["seconds"] - before["seconds"]

@@ -60,13 +60,15 @@ def train(
     teacher_eval: int = typer.Option(200, "--teacher-eval", help="teacher calls on evaluation rows"),
     seed_size: Optional[int] = typer.Option(None, "--seed-size", help="sample this many labelled rows as the seed"),
     holdout_source: List[str] = typer.Option([], "--holdout-source", help="leave this source out of training and evaluate on it (repeatable)"),
-    prompt: str = typer.Option("hybrid", "--prompt", help="demonstrations: hybrid, similar, fixed or zero"),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="demonstrations: hybrid, similar, fixed or zero, or an ensemble such as zero+fixed (default: the task's)"),
+    rubric: bool = typer.Option(True, "--rubric/--no-rubric", help="the task's rubric in the teacher's prompt"),
     shots: int = typer.Option(3, "--shots", help="demonstrations per class"),
     alpha: float = typer.Option(1.0, "--alpha", help="weight of given labels"),
     beta: float = typer.Option(1.0, "--beta", help="weight of teacher labels (times confidence)"),
     temperature: float = typer.Option(1.0, "--temperature", help="teacher probability temperature (<1 sharpens)"),
     targets: str = typer.Option("raw", "--targets", help="what the student learns on teacher rows: raw, calibrated or combined (teacher + seed-only student)"),
     confidence_weight: bool = typer.Option(False, "--confidence-weight", help="weight teacher rows by confidence"),
+    agreement_weight: bool = typer.Option(False, "--agreement-weight", help="weight teacher rows by the share of the prompt ensemble's members that agree"),
     noisy: str = typer.Option("downweight", "--noisy", help="rows a confident teacher contradicts: keep, drop, relabel, downweight"),
     noisy_check: int = typer.Option(0, "--noisy-check", help="extra seed rows the teacher checks for label noise"),
     noisy_teacher_only: bool = typer.Option(False, "--noisy-teacher-only", help="flag labels the teacher contradicts even if the cross-validated student agrees with them"),
@@ -86,9 +88,10 @@ def train(
                           api_key_env=api_key_env, price_prompt_per_1k=price_prompt,
                           price_completion_per_1k=price_completion, cache=cache, budget=budget, strategy=strategy, rounds=rounds,
                           round_sizes=_int_list(round_sizes, "--round-sizes"),
-                          calibration=calibration, teacher_eval=teacher_eval, shots=shots, prompt=prompt,
+                          calibration=calibration, teacher_eval=teacher_eval, shots=shots, prompt=prompt, rubric=rubric,
                           holdout_sources=list(holdout_source), seed_size=seed_size, alpha=alpha, beta=beta,
-                          temperature=temperature, targets=targets, confidence_weight=confidence_weight, noisy=noisy,
+                          temperature=temperature, targets=targets, confidence_weight=confidence_weight,
+                          agreement_weight=agreement_weight, noisy=noisy,
                           noisy_check=noisy_check, noisy_needs_student=not noisy_teacher_only, seed=seed, on_error=on_error,
                           student=student)
         m = run_train(cfg)
@@ -156,7 +159,8 @@ def label(file: str = typer.Argument(..., help="rows to label"),
           timeout: float = TimeoutOpt, retries: int = RetriesOpt, api_key_env: str = KeyEnvOpt,
           price_prompt: float = PricePOpt, price_completion: float = PriceCOpt,
           labelled: Optional[str] = typer.Option(None, "--labelled", help="seed for demonstrations and calibration"),
-          prompt: str = typer.Option("hybrid", "--prompt", help="hybrid, similar, fixed or zero"),
+          prompt: Optional[str] = typer.Option(None, "--prompt", help="hybrid, similar, fixed or zero, or an ensemble such as zero+fixed (default: the task's)"),
+          rubric: bool = typer.Option(True, "--rubric/--no-rubric", help="the task's rubric in the prompt"),
           shots: int = typer.Option(3, "--shots"), limit: Optional[int] = typer.Option(None, "--limit"),
           calibration: int = typer.Option(100, "--calibration", help="seed rows labelled to calibrate (0: none)"),
           combine: bool = typer.Option(False, "--combine/--teacher-only", help="with --labelled: combine the teacher with a seed-trained student (learned on the calibration rows; helps on data like the seed, can hurt on new sources)"),
@@ -186,7 +190,8 @@ def label(file: str = typer.Argument(..., help="rows to label"),
         if labelled:
             seed = [r for r in D.read_rows(labelled, on_error=on_error) if "label" in r]
             D.check_labels(seed, t.labels, labelled)
-        demos = L.Demonstrations(t, seed, k=shots, mode=prompt) if seed else None
+        demos = L.Demonstrations(t, seed, k=shots, mode=prompt or t.prompt, rubric=rubric) if seed else \
+            L.Demonstrations(t, [], mode="zero", rubric=rubric)
         te = make_teacher(teacher, cache_path=cache, model=teacher_model, endpoint=endpoint, concurrency=concurrency,
                           timeout=timeout, retries=retries, api_key_env=api_key_env,
                           price_prompt_per_1k=price_prompt, price_completion_per_1k=price_completion)

@@ -31,13 +31,27 @@ class Demonstrations:
 
     MODES = ("hybrid", "similar", "fixed", "zero")
 
-    def __init__(self, task: Task, seed_rows: Sequence[dict], k: int = 3, mode: str = "hybrid", k_similar: int = 1):
-        if mode not in self.MODES:
-            raise ValueError(f"prompt mode must be one of {self.MODES}")
+    def __init__(self, task: Task, seed_rows: Sequence[dict], k: int = 3, mode: str = "hybrid", k_similar: int = 1,
+                 rubric: bool = True):
+        """``mode`` may join several modes with ``+`` (``zero+fixed``): an ensemble whose members each ask the
+        teacher (all items of one member together, so each keeps its cached prefix) and whose probabilities
+        are averaged; the members' agreement is a confidence signal (see :func:`ask_rows`). ``rubric``:
+        the task's rubric in the prompt's instruction."""
+        parts = mode.split("+")
+        bad = [m for m in parts if m not in self.MODES]
+        if bad or len(set(parts)) != len(parts):
+            raise ValueError(f"prompt mode must be one of {self.MODES}, or several joined by '+' "
+                             f"(each once), not {mode!r}")
         self.task = task
         self.k = k
         self.k_similar = k_similar
         self.mode = mode
+        self.rubric = rubric
+        self.members = [Demonstrations(task, seed_rows, k, m, k_similar, rubric) for m in parts] if len(parts) > 1 \
+            else [self]
+        if len(parts) > 1:
+            self.fixed = {}
+            return
         self.rows = [r for r in seed_rows if r.get("label") in task.labels]
         self.ids = [r["id"] for r in self.rows]
         self.labels = np.array([task.labels.index(r["label"]) for r in self.rows])
@@ -46,11 +60,15 @@ class Demonstrations:
         self.fixed = {c: rng.permutation(np.flatnonzero(self.labels == c))[:k] for c in range(len(task.labels))}
 
     def fixed_ids(self) -> set[str]:
+        if len(self.members) > 1:
+            return set().union(*(m.fixed_ids() for m in self.members))
         if self.mode in ("fixed", "hybrid"):
             return {self.ids[j] for c in self.fixed for j in self.fixed[c]}
         return set()
 
     def for_items(self, texts: Sequence[str], exclude_ids: Sequence[str] | None = None) -> list[list[tuple[str, str]]]:
+        if len(self.members) > 1:
+            raise ValueError("an ensemble has no single set of demonstrations: ask each of its members")
         K = len(self.task.labels)
         if self.mode == "zero" or self.k == 0:
             return [[] for _ in texts]
@@ -91,9 +109,10 @@ class Demonstrations:
 
 
 def build_prompts(task: Task, texts: Sequence[str], demos: Demonstrations | None,
-                  exclude_ids: Sequence[str] | None = None, rubric: bool = True) -> list[str]:
+                  exclude_ids: Sequence[str] | None = None) -> list[str]:
+    """One prompt per text (``demos`` None: zero-shot with the rubric; an ensemble: use each member)."""
     shots = demos.for_items(texts, exclude_ids) if demos is not None else [[] for _ in texts]
-    return [prompt.build(task, t, s, rubric=rubric) for t, s in zip(texts, shots)]
+    return [prompt.build(task, t, s, rubric=demos.rubric if demos is not None else True) for t, s in zip(texts, shots)]
 
 
 def ask(teacher, task: Task, prompts: Sequence[str], on_done: Callable[[int], None] | None = None) -> np.ndarray:
@@ -128,21 +147,34 @@ def guard(task: Task, texts: Sequence[str], P: np.ndarray) -> tuple[np.ndarray, 
 
 
 def ask_rows(teacher, task: Task, demos: "Demonstrations | None", rows: Sequence[dict], desc: str,
-             progress: bool = True, exclude: bool = False, guarded: bool = True) -> np.ndarray:
+             progress: bool = True, exclude: bool = False, guarded: bool = True,
+             with_agreement: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Teacher probabilities for rows, with a progress bar; ``exclude`` keeps each row out of its own
-    demonstrations (for labelling seed rows); ``guarded`` applies :func:`guard` (counted in the ledger)."""
+    demonstrations (for labelling seed rows); ``guarded`` applies :func:`guard` (counted in the ledger).
+
+    An ensemble (``demos.members``) asks every member in turn and averages their probabilities (NaN where any
+    member's answer was unusable); ``with_agreement`` also returns, per row, the share of members whose answer
+    picks the same class as the average (1.0 for a single prompt): the confidence signal that
+    ``TrainConfig.agreement_weight`` multiplies into the teacher rows' training weights."""
     from .progress import bar
 
+    K = len(task.labels)
     if not rows:
-        return np.zeros((0, len(task.labels)))
+        return (np.zeros((0, K)), np.zeros(0)) if with_agreement else np.zeros((0, K))
     texts = [r["text"] for r in rows]
-    prompts = build_prompts(task, texts, demos, exclude_ids=[r["id"] for r in rows] if exclude else None)
-    with bar(desc, len(prompts), progress) as advance:
-        P = ask(teacher, task, prompts, on_done=advance)
+    members = demos.members if demos is not None else [None]
+    Ps = []
+    with bar(desc, len(rows) * len(members), progress) as advance:
+        for m in members:
+            prompts = build_prompts(task, texts, m, exclude_ids=[r["id"] for r in rows] if exclude else None)
+            Ps.append(ask(teacher, task, prompts, on_done=advance))
+    P = np.mean(Ps, axis=0)
+    A = np.mean([Q.argmax(axis=1) == P.argmax(axis=1) for Q in Ps], axis=0) if len(Ps) > 1 else np.ones(len(rows))
+    A[np.isnan(P).any(axis=1)] = np.nan
     if guarded:
         P, flagged = guard(task, texts, P)
         teacher.usage.add(injection_flags=len(flagged))
-    return P
+    return (P, A) if with_agreement else P
 
 
 def sample_idx(n: int, k: int, seed: int) -> np.ndarray:

@@ -49,7 +49,8 @@ class TrainConfig:
     calibration: int = 100       # teacher calls on seed rows: calibration and the noisy-label check
     teacher_eval: int = 200      # teacher calls on evaluation rows (class-balanced sample), for the teacher's row
     shots: int = 3               # demonstrations per class
-    prompt: str = "hybrid"       # hybrid | similar | fixed | zero
+    prompt: str | None = None    # hybrid | similar | fixed | zero, or several joined by + (an ensemble); None: the task's
+    rubric: bool = True          # the task's rubric in the teacher's prompt
     holdout_sources: list[str] = field(default_factory=list)
     seed_size: int | None = None
     alpha: float = 1.0           # weight of a row with a given label
@@ -57,6 +58,7 @@ class TrainConfig:
     temperature: float = 1.0     # teacher probabilities sharpened (T < 1) or softened (T > 1) before training
     targets: str = "raw"         # raw | calibrated | combined (teacher + seed-only student): what the student learns
     confidence_weight: bool = False  # weight teacher rows by the teacher's confidence (1 - normalised entropy)
+    agreement_weight: bool = False   # weight teacher rows by the share of ensemble members agreeing with the mean
     noisy: str = "downweight"    # keep | drop | relabel | downweight rows a confident teacher contradicts
     noisy_threshold: float = 0.9
     noisy_check: int = 0         # extra seed rows the teacher checks for label noise (beyond calibration rows)
@@ -222,19 +224,21 @@ def fit_distilled(task: Task, cfg: TrainConfig, seed_texts: list[str], Y_seed: n
     return LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(allt, np.vstack(T), np.concatenate(W))
 
 
-def _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw, inherit) -> LinearStudent:
+def _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw, A, inherit) -> LinearStudent:
     """The distilled student from the seed and every teacher answer so far (plus inherited near-duplicates);
-    ``targets(P_raw, asked)`` maps the teacher's raw answers to what the student learns."""
+    ``targets(P_raw, asked)`` maps the teacher's raw answers to what the student learns; ``A`` is the prompt
+    ensemble's agreement per answer (a weight with ``agreement_weight``)."""
     P = targets(P_raw, asked)
     ok = ~np.isnan(P).any(axis=1)
     texts = [task.normalise(unl[i]["text"]) for i, k in zip(asked, ok) if k]
     Pt = P[ok]
-    w = np.ones(len(Pt))
+    a = A if cfg.agreement_weight else np.ones(len(P))
+    w = a[ok]
     inh = [(m, j) for m, j in inherit if ok[j]]
     if inh:
         texts += [task.normalise(unl[m]["text"]) for m, _ in inh]
         Pt = np.vstack([Pt, P[[j for _, j in inh]]])
-        w = np.concatenate([w, np.full(len(inh), cfg.inherit_weight)])
+        w = np.concatenate([w, cfg.inherit_weight * a[[j for _, j in inh]]])
     return fit_distilled(task, cfg, seed_texts, Y_s, w_s, texts, Pt, w)
 
 
@@ -302,6 +306,7 @@ def train(cfg: TrainConfig) -> dict:
     teacher_eval: dict = {}
     asked: list[int] = []                 # indices into unl the teacher answered, in order
     P_raw_asked = np.zeros((0, len(task.labels)))
+    A_asked = np.zeros(0)                 # the prompt ensemble's agreement on each answer (1.0: one prompt)
     inherit: list[tuple[int, int]] = []   # (member index, position in asked of its representative)
     rounds_info: list[dict] = []
     if cfg.teacher:
@@ -312,7 +317,7 @@ def train(cfg: TrainConfig) -> dict:
                                concurrency=cfg.concurrency, timeout=cfg.timeout, retries=cfg.retries,
                                api_key_env=cfg.api_key_env, price_prompt_per_1k=cfg.price_prompt_per_1k,
                                price_completion_per_1k=cfg.price_completion_per_1k)
-        demos = L.Demonstrations(task, seed_rows, k=cfg.shots, mode=cfg.prompt)
+        demos = L.Demonstrations(task, seed_rows, k=cfg.shots, mode=cfg.prompt or task.prompt, rubric=cfg.rubric)
         try:
             cal_rows = L.calibration_rows(demos, seed_rows, cfg.calibration, cfg.seed + 1)
             P_cal_raw = L.ask_rows(teacher, task, demos, cal_rows, "teacher: calibration rows", cfg.progress, exclude=True)
@@ -360,17 +365,19 @@ def train(cfg: TrainConfig) -> dict:
                 sel = L.select(cfg.strategy, unl, b, student=student, feature_cfg=dict(task.features),
                                known_texts=seed_texts + [task.normalise(unl[i]["text"]) for i in asked],
                                seed=cfg.seed + rnd, exclude=folded, normalise=task.normalise)
-                P = L.ask_rows(teacher, task, demos, [unl[i] for i in sel.ask],
-                               f"teacher: round {rnd + 1}/{cfg.rounds}", cfg.progress)
+                P, A = L.ask_rows(teacher, task, demos, [unl[i] for i in sel.ask],
+                                  f"teacher: round {rnd + 1}/{cfg.rounds}", cfg.progress, with_agreement=True)
                 base = len(asked)
                 asked += sel.ask
                 P_raw_asked = np.vstack([P_raw_asked, P])
+                A_asked = np.concatenate([A_asked, A])
                 for pos, rep in enumerate(sel.ask):
                     for m in sel.members.get(rep, []):
                         inherit.append((m, base + pos))
                 folded |= {L._fold(unl[i]["text"]) for i in sel.ask}
                 folded |= {L._fold(unl[m]["text"]) for rep in sel.ask for m in sel.members.get(rep, [])}
-                distilled = _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw_asked, inherit)
+                distilled = _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw_asked, A_asked,
+                                       inherit)
                 rounds_info.append({"round": rnd + 1, "asked": len(sel.ask), "teacher_calls": len(asked),
                                     "inherited": sum(len(sel.members.get(a, [])) for a in sel.ask),
                                     "select_seconds": round(sel.seconds, 3),
@@ -396,8 +403,9 @@ def train(cfg: TrainConfig) -> dict:
         timings["teacher"] = time.perf_counter() - t0
         P_c = cal.transform(P_raw_asked)
         D.write_jsonl(out / "teacher_labels.jsonl",
-                      ({"id": unl[i]["id"], "text": unl[i]["text"], "probs": _round(p), "raw": _round(q)}
-                       for i, p, q in zip(asked, P_c, P_raw_asked) if not np.isnan(q).any()))
+                      ({"id": unl[i]["id"], "text": unl[i]["text"], "probs": _round(p), "raw": _round(q),
+                        "agreement": round(float(g), 4)}
+                       for i, p, q, g in zip(asked, P_c, P_raw_asked, A_asked) if not np.isnan(q).any()))
         D.write_jsonl(out / "disagreements.jsonl", disagreements)
         who = "the teacher (p >= %g) and the cross-validated student" % cfg.noisy_threshold if cfg.noisy_needs_student \
             else "the teacher (p >= %g)" % cfg.noisy_threshold

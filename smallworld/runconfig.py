@@ -33,15 +33,15 @@ SECTIONS: dict[str, dict[str, str]] = {
     "teacher": {"url": "teacher", "model": "teacher_model", **{k: k for k in (
         "endpoint", "concurrency", "timeout", "retries", "api_key_env", "price_prompt_per_1k",
         "price_completion_per_1k", "cache", "budget", "strategy", "rounds", "round_sizes", "calibration", "teacher_eval", "shots",
-        "prompt")}},
-    "train": {k: k for k in ("alpha", "beta", "temperature", "targets", "confidence_weight", "noisy",
+        "prompt", "rubric")}},
+    "train": {k: k for k in ("alpha", "beta", "temperature", "targets", "confidence_weight", "agreement_weight", "noisy",
                              "noisy_threshold", "noisy_check", "noisy_needs_student", "inherit_weight", "l2", "seed",
                              "student")},
 }
 REPORT_KEYS = {"enabled": True, "cpu_price_per_hour": 0.05}
 TOP_KEYS = ("task", "out", *SECTIONS, "report")
 # fields whose default is None (or a union): the types a config may give them
-_NULLABLE = {"dev": str, "teacher": str, "teacher_model": str, "cache": str, "seed_size": int}
+_NULLABLE = {"prompt": str, "dev": str, "teacher": str, "teacher_model": str, "cache": str, "seed_size": int}
 _PATHS = ("labelled", "unlabelled", "synthetic", "dev", "cache")
 
 
@@ -306,7 +306,9 @@ _NOTES = {
     "budget": "teacher calls on unlabelled rows", "strategy": "random, uncertainty, diversity, dedup or combined",
     "rounds": "train -> select -> ask this many times, splitting the budget",
     "calibration": "teacher calls on seed rows (calibration and the noisy-label check)",
-    "teacher_eval": "teacher calls on evaluation rows", "prompt": "demonstrations: hybrid, similar, fixed or zero",
+    "teacher_eval": "teacher calls on evaluation rows", "prompt": "demonstrations: hybrid, similar, fixed or zero, or an ensemble such as zero+fixed (absent: the task's default)",
+    "rubric": "the task's rubric in the teacher's prompt",
+    "agreement_weight": "weight teacher rows by the share of the prompt ensemble's members that agree",
     "shots": "demonstrations per class", "alpha": "weight of given labels", "beta": "weight of teacher labels",
     "temperature": "teacher probability temperature (<1 sharpens)", "targets": "raw or calibrated",
     "noisy": "rows a confident teacher contradicts: keep, drop, relabel or downweight",

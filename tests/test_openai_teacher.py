@@ -142,3 +142,31 @@ def test_without_logprobs_it_samples(faulty, tmp_path):
     res = t.classify(["Malicious:"], ["yes", "no"])
     assert res[0][0] == pytest.approx((5 + 0.5) / (5 + 1.0))
     assert t._logprobs_supported is False and Faults.hits == 6
+
+
+def test_prompt_ensemble_averages_its_members_and_reports_agreement(llama_server, tmp_path):
+    """fixed+similar asks each member (all items of one member together) and averages; agreement is the share
+    of members whose answer picks the averaged class; --no-rubric drops the rubric from the prompt."""
+    from smallworld import data as D
+    from smallworld.demo import EXAMPLES
+
+    task = load_task("cmdlines")
+    seed = D.read_rows(EXAMPLES / "cmdlines_seed.jsonl")
+    rows = [{"id": f"r{i}", "text": c} for i, c in enumerate(CMDS)]
+    t = OpenAITeacher(llama_server.url, concurrency=2, cache=ResponseCache(tmp_path / "c.sqlite"))
+    ens = L.Demonstrations(task, seed, k=2, mode="fixed+similar")  # SmolLM2 needs demonstrations to answer
+    P, A = L.ask_rows(t, task, ens, rows, "ensemble", progress=False, with_agreement=True)
+    assert t.usage.calls == 2 * len(rows)
+    members = [L.ask_rows(t, task, L.Demonstrations(task, seed, k=2, mode=m), rows, m, progress=False)
+               for m in ("fixed", "similar")]
+    assert t.usage.calls == 2 * len(rows)  # the members' answers are the ensemble's, from the cache
+    ok = ~np.isnan(P).any(axis=1)
+    assert ok.sum() >= 2
+    assert np.allclose(P[ok], (members[0][ok] + members[1][ok]) / 2)
+    expect = np.mean([m[ok].argmax(axis=1) == P[ok].argmax(axis=1) for m in members], axis=0)
+    assert np.allclose(A[ok], expect) and set(np.unique(A[ok])) <= {0.5, 1.0}
+    plain = L.build_prompts(task, CMDS[:1], L.Demonstrations(task, seed, k=2, mode="fixed", rubric=False))[0]
+    full = L.build_prompts(task, CMDS[:1], L.Demonstrations(task, seed, k=2, mode="fixed"))[0]
+    assert task.rubric.splitlines()[0] in full and task.rubric.splitlines()[0] not in plain
+    with pytest.raises(ValueError, match="joined by"):
+        L.Demonstrations(task, seed, mode="fixed+fixed")

@@ -63,3 +63,29 @@ def test_cmdlines_config_run_with_rounds_reports_learning_curves(llama_server, t
     assert all(0.5 < r["metrics"]["dev"]["roc_auc"] <= 1 and "heldout" in r["metrics"] for r in rounds)
     imgs = rendered_images(tmp_path / "run" / "report" / "report.html")
     assert "fig-learning" in [i[0] for i in imgs] and all(ok and w > 100 for _, ok, w, _ in imgs)
+
+
+def test_train_with_a_prompt_ensemble_weights_rows_by_agreement(llama_server, tmp_path, data_dir):
+    """`train --prompt fixed+similar --agreement-weight`: every telemetry row is asked once per member, its
+    teacher label records the members' agreement, and rows the members disagree on weigh less."""
+    from smallworld import data as D
+
+    seed = tmp_path / "seed.jsonl"
+    D.write_jsonl(seed, [r for _, r in zip(range(300), D.iter_rows(str(data_dir / "cmdlines" / "train.jsonl.gz")))])
+    base = ["train", "--task", "cmdlines", "--labelled", seed, "--unlabelled",
+            data_dir / "cmdlines" / "telemetry.jsonl.gz", "--dev", data_dir / "cmdlines" / "dev.jsonl.gz",
+            "--teacher", llama_server.url, "--cache", tmp_path / "c.sqlite", "--budget", "10", "--calibration", "8",
+            "--teacher-eval", "0", "--shots", "2", "--prompt", "fixed+similar", "--no-rubric"]
+    cli(*base, "--out", tmp_path / "a", "--agreement-weight")
+    m = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert m["config"]["prompt"] == "fixed+similar" and m["config"]["agreement_weight"] is True
+    assert m["config"]["rubric"] is False
+    assert m["teacher"]["usage"]["calls"] == 2 * (10 + 8)
+    rows = [json.loads(x) for x in (tmp_path / "a" / "teacher_labels.jsonl").read_text().splitlines()]
+    assert rows and {r["agreement"] for r in rows} <= {0.5, 1.0}
+    cli(*base, "--out", tmp_path / "b")  # same answers from the cache, every row at full weight
+    m2 = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert m2["teacher"]["usage"]["calls"] == 0
+    if any(r["agreement"] < 1 for r in rows):
+        wa = (tmp_path / "a" / "weights.bin").read_bytes()
+        assert wa != (tmp_path / "b" / "weights.bin").read_bytes()

@@ -62,6 +62,7 @@ class Task:
     normaliser: str = "none"
     max_item_chars: int = 600
     features: dict = field(default_factory=dict)
+    prompt: str = "hybrid"   # the teacher's default prompt: hybrid | similar | fixed | zero, or an ensemble a+b
 
     def __post_init__(self):
         if len(self.labels) < 2:
@@ -90,6 +91,11 @@ class Task:
             raise SmallworldError(f"task {self.name!r}: unknown normaliser {self.normaliser!r}; one of {sorted(NORMALISERS)}")
         if not MIN_ITEM_CHARS <= self.max_item_chars <= MAX_ITEM_CHARS:
             raise SmallworldError(f"task {self.name!r}: max_item_chars must be between {MIN_ITEM_CHARS} and {MAX_ITEM_CHARS}")
+        modes = ("hybrid", "similar", "fixed", "zero")
+        parts = self.prompt.split("+") if isinstance(self.prompt, str) else [None]
+        if any(m not in modes for m in parts) or len(set(parts)) != len(parts):
+            raise SmallworldError(f"task {self.name!r}: prompt must be one of {modes} or several joined by '+', "
+                                  f"not {self.prompt!r}")
         from ..student import features
 
         try:
@@ -109,7 +115,7 @@ class Task:
             "name": self.name, "labels": list(self.labels), "positive": self.positive, "field": self.field,
             "question": self.question, "answers": dict(self.answers), "instruction": self.instruction,
             "rubric": self.rubric, "normaliser": self.normaliser, "max_item_chars": self.max_item_chars,
-            "features": dict(self.features),
+            "features": dict(self.features), "prompt": self.prompt,
         }
 
     @classmethod
@@ -117,7 +123,7 @@ class Task:
         if not isinstance(d, dict):
             raise SmallworldError(f"task definition: expected a table of keys, got {type(d).__name__}")
         known = {"name", "labels", "positive", "field", "question", "answers", "instruction", "rubric",
-                 "normaliser", "max_item_chars", "features"}
+                 "normaliser", "max_item_chars", "features", "prompt"}
         unknown = set(d) - known
         if unknown:
             raise SmallworldError(f"task definition: unknown keys {sorted(map(str, unknown))}")
@@ -151,7 +157,7 @@ class Task:
         return cls(name=text("name"), labels=tuple(labels), positive=text("positive"), field=text("field", "Item"),
                    question=text("question", "Label"), answers=dict(answers), instruction=text("instruction", ""),
                    rubric=rubric, normaliser=text("normaliser", "none"), max_item_chars=mic,
-                   features=dict(feats))
+                   features=dict(feats), prompt=text("prompt", "hybrid"))
 
 
 def load_task(name_or_path: str | Path | dict) -> Task:
