@@ -68,16 +68,19 @@ def teacher_and_student(a, task, seed, sets, teacher, probs, results):
         Pc = np.mean([Pcal[m] for m in members], axis=0) if v == "ensemble" else Pcal[v]
         cal = L.Calibrator(K).fit(Pc, y_cal)
         comb = L.Combiner(K).fit(Pc, S_cal, y_cal)
+        scal = L.Calibrator(K).fit(S_cal, y_cal)
         for name, rows in sets.items():
             P = probs[(v, name)]
             Pk = cal.transform(P)
-            Pj = comb.transform(P, Pst[name])
             probs[(f"{v} calibrated", name)] = Pk
-            probs[(f"{v} + student", name)] = Pj
-            results.setdefault(f"{v} + student", {})[name] = {
-                "n": len(rows), "roc_auc": auc(task, rows, Pj)["roc_auc"], "seconds_per_item":
-                results.get(v, {}).get(name, {}).get("seconds_per_item"), "weights": comb.to_dict()["coef"]}
-            print(f"{v} + student", name, results[f"{v} + student"][name], flush=True)
+            # learned: logistic regression on both log-odds; equal: each calibrated on the seed, log-odds summed
+            eq = L._softmax(np.log(np.clip(Pk, 1e-6, 1)) + np.log(np.clip(scal.transform(Pst[name]), 1e-6, 1)))
+            for key, Pj in ((f"{v} + student", comb.transform(P, Pst[name])), (f"{v} + student (equal)", eq)):
+                probs[(key, name)] = Pj
+                results.setdefault(key, {})[name] = {
+                    "n": len(rows), "roc_auc": auc(task, rows, Pj)["roc_auc"], "seconds_per_item":
+                    results.get(v, {}).get(name, {}).get("seconds_per_item"), "weights": comb.to_dict()["coef"]}
+                print(key, name, results[key][name], flush=True)
     reliability(a, task, sets, probs, [f"{v}" for v in a.combine.split(",")][:1])
 
 
@@ -164,6 +167,7 @@ def main() -> None:
                 ok = ~np.isnan(Ps).any(axis=(0, 2))
                 y = np.array([r["label"] == task.positive for r in rows])[ok]
                 Pm = Ps[:, ok].mean(axis=0)
+                probs[("ensemble", name)] = Ps.mean(axis=0)
                 agree = (Ps[:, ok].argmax(axis=2) == Ps[0, ok].argmax(axis=1)).all(axis=0)
                 secs = [results[v][name]["seconds_per_item"] for v in members]
                 results.setdefault("ensemble", {})[name] = {

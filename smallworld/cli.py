@@ -163,13 +163,14 @@ def label(file: str = typer.Argument(..., help="rows to label"),
           rubric: bool = typer.Option(True, "--rubric/--no-rubric", help="the task's rubric in the prompt"),
           shots: int = typer.Option(3, "--shots"), limit: Optional[int] = typer.Option(None, "--limit"),
           calibration: int = typer.Option(100, "--calibration", help="seed rows labelled to calibrate (0: none)"),
-          combine: bool = typer.Option(False, "--combine/--teacher-only", help="with --labelled: combine the teacher with a seed-trained student (learned on the calibration rows; helps on data like the seed, can hurt on new sources)"),
+          combine: bool = typer.Option(True, "--combine/--teacher-only", help="with --labelled: probs combine the teacher with a seed-trained student (weights learned on the calibration rows; measured on held-out sources: see README)"),
           cache: Optional[str] = typer.Option(None, "--cache"), on_error: str = typer.Option("raise", "--on-error")):
     """Label rows with the teacher: JSONL rows with id, probs, teacher (calibrated) and raw probabilities.
 
-    With --labelled, ``probs`` is the teacher calibrated on the seed; --combine makes it the teacher combined
-    with a student trained on the seed (a logistic regression on both models' log-odds, fitted on the
-    calibration rows)."""
+    With --labelled, ``probs`` is the teacher combined with a student trained on the seed (a logistic regression
+    on both models' log-odds, fitted on class-balanced calibration rows the teacher answered and the student's
+    group-out-of-fold probabilities for them); ``teacher`` is the teacher calibrated on the seed (what
+    --teacher-only puts in ``probs``); ``raw`` is the teacher as it answered."""
     import numpy as np
 
     from . import data as D

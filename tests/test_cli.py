@@ -27,7 +27,7 @@ def test_train_evaluate_score_label_with_a_server_teacher(llama_server, tmp_path
     cache = tmp_path / "cache.sqlite"
     r = cli("train", "--task", "cmdlines", "--labelled", SEED, "--unlabelled", TELE, "--dev", DEV,
             "--teacher", llama_server.url, "--budget", 10, "--calibration", 8, "--teacher-eval", 6,
-            "--cache", cache, "--out", out)
+            "--cache", cache, "--out", out, "--prompt", "hybrid")  # SmolLM2 needs demonstrations
     for row in ("teacher", "seed_only", "distilled"):
         assert row in r.stdout
     calls, hits = _usage(r.stderr)
@@ -39,7 +39,7 @@ def test_train_evaluate_score_label_with_a_server_teacher(llama_server, tmp_path
     # the same run again asks nothing
     r2 = cli("train", "--task", "cmdlines", "--labelled", SEED, "--unlabelled", TELE, "--dev", DEV,
              "--teacher", llama_server.url, "--budget", 10, "--calibration", 8, "--teacher-eval", 6,
-             "--cache", cache, "--out", tmp_path / "again")
+             "--cache", cache, "--out", tmp_path / "again", "--prompt", "hybrid")
     assert _usage(r2.stderr) == (0, 24)
 
     ev = json.loads(cli("evaluate", out, DEV, "--json").stdout)
@@ -54,13 +54,13 @@ def test_train_evaluate_score_label_with_a_server_teacher(llama_server, tmp_path
 
     lab = tmp_path / "labels.jsonl"
     cli("label", "--task", "cmdlines", "--teacher", llama_server.url, TELE, "--labelled", SEED, "--out", lab,
-        "--cache", cache)
+        "--cache", cache, "--prompt", "hybrid", "--teacher-only")
     got = [json.loads(x) for x in lab.read_text().splitlines()]
     assert got and all(set(g["probs"]) == set(g["raw"]) == set(g["teacher"]) == {"malicious", "benign"} for g in got)
     assert all(abs(sum(g["probs"].values()) - 1) < 1e-4 and g["probs"] == g["teacher"] for g in got)
-    # --combine: the teacher together with a seed-trained student; all answers come from the cache
+    # the default: the teacher together with a seed-trained student; all answers come from the cache
     r = cli("label", "--task", "cmdlines", "--teacher", llama_server.url, TELE, "--labelled", SEED, "--out", lab,
-            "--cache", cache, "--combine")
+            "--cache", cache, "--prompt", "hybrid")
     assert _usage(r.stderr)[0] == 0
     comb = [json.loads(x) for x in lab.read_text().splitlines()]
     assert [c["teacher"] for c in comb] == [g["teacher"] for g in got]
@@ -130,7 +130,7 @@ def test_rounds_killed_mid_run_resume_to_the_same_model(llama_server, tmp_path):
     cache = tmp_path / "cache.sqlite"
     args = ["train", "--task", "cmdlines", "--labelled", str(SEED), "--unlabelled", str(TELE), "--dev", str(DEV),
             "--teacher", llama_server.url, "--budget", "12", "--rounds", "3", "--strategy", "combined",
-            "--calibration", "6", "--teacher-eval", "0", "--cache", str(cache)]
+            "--calibration", "6", "--teacher-eval", "0", "--cache", str(cache), "--prompt", "hybrid"]
     p = subprocess.Popen([sys.executable, "-m", "smallworld.cli", *args, "--out", str(tmp_path / "a")], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 300

@@ -77,3 +77,33 @@ def test_embedded_teacher_labels_and_prefix_reuse_changes_nothing(tmp_path):
     assert t.usage.calls == 4 and t.usage.prompt_tokens > 0
     t.close()
     t2.close()
+
+
+@pytest.mark.slow
+def test_default_labelling_combines_teacher_and_student_on_a_source_the_seed_lacks(tmp_path, data_dir):
+    """`smallworld label` with cmdlines' defaults (zero-shot prompt with the rubric; probs = the embedded teacher
+    combined with a seed-trained student) on a source held out of the seed: atomic-red-team commands against
+    benign tldr examples. The combination must rank them well and better than the teacher alone."""
+    import json
+
+    from conftest import cli
+    from smallworld import data as D
+    from smallworld.evaluate import binary_metrics
+    from smallworld.pipeline import stratified_sample
+
+    train = [r for r in D.iter_rows(str(data_dir / "cmdlines" / "train.jsonl.gz")) if r["source"] != "atomic-red-team"]
+    dev = list(D.iter_rows(str(data_dir / "cmdlines" / "dev.jsonl.gz")))
+    seed, items = tmp_path / "seed.jsonl", tmp_path / "items.jsonl"
+    D.write_jsonl(seed, stratified_sample(train, 300, 0))
+    art = [r for r in dev if r["source"] == "atomic-red-team"][:20]
+    ben = [r for r in dev if r["label"] == "benign"][:20]
+    D.write_jsonl(items, art + ben)
+    out = tmp_path / "labels.jsonl"
+    cli("label", "--task", "cmdlines", items, "--labelled", seed, "--calibration", "40", "--out", out,
+        "--cache", tmp_path / "c.sqlite")
+    got = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert len(got) == 40
+    y = np.array([r["label"] == "malicious" for r in art + ben])
+    auc = {k: binary_metrics(y, np.array([got[r["id"]][k]["malicious"] for r in art + ben]))["roc_auc"]
+           for k in ("probs", "raw")}
+    assert auc["probs"] >= 0.8 and auc["probs"] > auc["raw"], auc
