@@ -176,11 +176,15 @@ def label(file: str = typer.Argument(..., help="rows to label"),
     from . import data as D
     from . import label as L
     from .progress import info
-    from .tasks import load_task
+    from .tasks import load_task, prompt_modes
     from .teacher import make_teacher
 
     def go():
         t = load_task(task)
+        try:
+            prompt_modes(prompt or t.prompt)
+        except ValueError as e:
+            raise SmallworldError(f"--prompt: {e}") from None
         stats = D.ReadStats()
         rows = D.read_rows(file, on_error=on_error, stats=stats)
         if stats.skipped:

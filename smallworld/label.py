@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from .student import features
-from .tasks import Task, prompt
+from .tasks import PROMPT_MODES, Task, prompt, prompt_modes
 
 RETRIEVAL_FEATURES = {"ngram_min": 3, "ngram_max": 4, "tokens": True, "lowercase": True, "dim_bits": 18,
                       "max_bytes": 2048}
@@ -29,7 +29,7 @@ class Demonstrations:
     the most similar examples stand closest to the item. ``exclude`` drops an item's own row.
     """
 
-    MODES = ("hybrid", "similar", "fixed", "zero")
+    MODES = PROMPT_MODES
 
     def __init__(self, task: Task, seed_rows: Sequence[dict], k: int = 3, mode: str = "hybrid", k_similar: int = 1,
                  rubric: bool = True):
@@ -37,11 +37,7 @@ class Demonstrations:
         teacher (all items of one member together, so each keeps its cached prefix) and whose probabilities
         are averaged; the members' agreement is a confidence signal (see :func:`ask_rows`). ``rubric``:
         the task's rubric in the prompt's instruction."""
-        parts = mode.split("+")
-        bad = [m for m in parts if m not in self.MODES]
-        if bad or len(set(parts)) != len(parts):
-            raise ValueError(f"prompt mode must be one of {self.MODES}, or several joined by '+' "
-                             f"(each once), not {mode!r}")
+        parts = prompt_modes(mode)
         self.task = task
         self.k = k
         self.k_similar = k_similar

@@ -24,7 +24,7 @@ from .errors import SmallworldError
 from .progress import info
 from .student import modelfile
 from .student.linear import LinearStudent
-from .tasks import Task, load_task
+from .tasks import Task, load_task, prompt_modes
 
 
 @dataclass
@@ -76,6 +76,11 @@ class TrainConfig:
     def __post_init__(self):
         if self.student not in ("linear", "cnn"):
             raise SmallworldError("--student must be linear or cnn")
+        if self.prompt is not None:
+            try:
+                prompt_modes(self.prompt)
+            except ValueError as e:
+                raise SmallworldError(f"--prompt: {e}") from None
 
 
 def sha256_file(path: str) -> str:

@@ -49,6 +49,18 @@ NORMALISERS = {"none": _norm_none, "lower": _norm_lower, "email": _norm_email, "
 MIN_ITEM_CHARS, MAX_ITEM_CHARS = 20, 1_000_000  # the prompt's budget for one item (see prompt.neutralise)
 
 
+PROMPT_MODES = ("hybrid", "similar", "fixed", "zero")
+
+
+def prompt_modes(mode: str) -> list[str]:
+    """The modes of a prompt setting: one of PROMPT_MODES, or an ensemble of several joined by '+'."""
+    parts = mode.split("+") if isinstance(mode, str) else [None]
+    if any(m not in PROMPT_MODES for m in parts) or len(set(parts)) != len(parts):
+        raise ValueError(f"prompt mode must be one of {PROMPT_MODES}, or several joined by '+' (each once), "
+                         f"not {mode!r}")
+    return parts
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -91,11 +103,10 @@ class Task:
             raise SmallworldError(f"task {self.name!r}: unknown normaliser {self.normaliser!r}; one of {sorted(NORMALISERS)}")
         if not MIN_ITEM_CHARS <= self.max_item_chars <= MAX_ITEM_CHARS:
             raise SmallworldError(f"task {self.name!r}: max_item_chars must be between {MIN_ITEM_CHARS} and {MAX_ITEM_CHARS}")
-        modes = ("hybrid", "similar", "fixed", "zero")
-        parts = self.prompt.split("+") if isinstance(self.prompt, str) else [None]
-        if any(m not in modes for m in parts) or len(set(parts)) != len(parts):
-            raise SmallworldError(f"task {self.name!r}: prompt must be one of {modes} or several joined by '+', "
-                                  f"not {self.prompt!r}")
+        try:
+            prompt_modes(self.prompt)
+        except ValueError as e:
+            raise SmallworldError(f"task {self.name!r}: {e}") from None
         from ..student import features
 
         try:
