@@ -110,6 +110,9 @@ def test_user_mistakes_get_one_clear_line_not_a_traceback(tmp_path):
     r = cli("train", "--task", "cmdlines", "--labelled", SEED, "--teacher", "ftp://x", "--out", tmp_path / "m",
             "--unlabelled", TELE, check=False)
     assert r.returncode == 2 and "--teacher must be" in r.stderr
+    for cmd in (["train", "--labelled", SEED], ["label", TELE]):
+        r = cli(*cmd, "--task", "cmdlines", "--prompt", "zero+zero", "--out", tmp_path / "p", check=False)
+        assert r.returncode == 2 and "--prompt:" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_custom_task_from_a_toml_file(tmp_path):
