@@ -1,0 +1,70 @@
+"""AI-written phishing against modern legitimate mail, for trained `emails` models (seed-only and distilled).
+
+    .venv/bin/python bench/ai_phishing_bench.py --data ../shared/data \\
+        --phish bench/out/synth/emails_ai_phishing_test*.jsonl --ham bench/out/synth/emails_modern_ham_test*.jsonl \\
+        --models bench/out/emails_300/seed_only bench/out/emails_three_row bench/out/emails_300
+
+Both test sets are written by the embedded teacher (`smallworld synth ... --no-verify`, kept apart from training:
+the modern legitimate mail comes from three taxonomy entries never used for training). Reported per model: ROC
+AUC of AI-written phishing against modern legitimate mail, the detection rate and the modern-mail false-positive
+rate at the threshold giving 1% FPR on dev (phishing against spam and ham), and dev ROC AUC. Rows are
+de-duplicated by text across the files. A bootstrap 90% interval (1,000 resamples) goes with the test AUC,
+because the sets are small.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from smallworld import data as D
+from smallworld import evaluate as E
+from smallworld.serve.score import Scorer
+
+
+def rows_of(paths):
+    seen, out = set(), []
+    for p in paths:
+        for r in D.iter_rows(p):
+            if r["text"] not in seen:
+                seen.add(r["text"])
+                out.append(r)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--phish", nargs="+", required=True)
+    ap.add_argument("--ham", nargs="+", required=True)
+    ap.add_argument("--models", nargs="+", required=True)
+    a = ap.parse_args()
+    phish, ham = rows_of(a.phish), rows_of(a.ham)
+    dev = list(D.iter_rows(str(Path(a.data) / "emails" / "dev.jsonl.gz")))
+    print(f"\n{len(phish)} AI-written phishing, {len(ham)} modern legitimate mails; dev {len(dev)} rows\n")
+    print("| model | dev ROC AUC | AI phishing vs modern mail ROC AUC (90% interval) | detected at 1% dev FPR | "
+          "modern mail flagged |\n|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for m in a.models:
+        sc = Scorer(m)
+        sd = sc.probs([r["text"] for r in dev])[:, sc.pos]
+        yd = np.array([r["label"] == sc.labels[sc.pos] for r in dev]).astype(int)
+        thr = E.threshold_at_fpr(yd, sd, 0.01)
+        sp = sc.probs([r["text"] for r in phish])[:, sc.pos]
+        sh = sc.probs([r["text"] for r in ham])[:, sc.pos]
+        y = np.r_[np.ones(len(sp)), np.zeros(len(sh))]
+        s = np.r_[sp, sh]
+        auc = E.binary_metrics(y, s)["roc_auc"]
+        boots = []
+        for _ in range(1000):
+            i = np.r_[rng.choice(len(sp), len(sp)), len(sp) + rng.choice(len(sh), len(sh))]
+            boots.append(E.binary_metrics(y[i], s[i])["roc_auc"])
+        lo, hi = np.percentile(boots, [5, 95])
+        print(f"| {m} | {E.binary_metrics(yd, sd)['roc_auc']:.3f} | **{auc:.3f}** ({lo:.3f}–{hi:.3f}) | "
+              f"{float((sp >= thr).mean()):.3f} | {float((sh >= thr).mean()):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
