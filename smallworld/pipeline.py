@@ -251,6 +251,7 @@ def train(cfg: TrainConfig) -> dict:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     task = load_task(cfg.task)
+    cfg.prompt = cfg.prompt or task.prompt  # the manifest records the prompt actually used
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.targets not in ("raw", "calibrated", "combined"):
@@ -322,7 +323,7 @@ def train(cfg: TrainConfig) -> dict:
                                concurrency=cfg.concurrency, timeout=cfg.timeout, retries=cfg.retries,
                                api_key_env=cfg.api_key_env, price_prompt_per_1k=cfg.price_prompt_per_1k,
                                price_completion_per_1k=cfg.price_completion_per_1k)
-        demos = L.Demonstrations(task, seed_rows, k=cfg.shots, mode=cfg.prompt or task.prompt, rubric=cfg.rubric)
+        demos = L.Demonstrations(task, seed_rows, k=cfg.shots, mode=cfg.prompt, rubric=cfg.rubric)
         try:
             cal_rows = L.calibration_rows(demos, seed_rows, cfg.calibration, cfg.seed + 1)
             P_cal_raw = L.ask_rows(teacher, task, demos, cal_rows, "teacher: calibration rows", cfg.progress, exclude=True)
