@@ -98,3 +98,29 @@ def test_teacher_student_combiner_learns_which_model_to_trust():
     assert auc(c.transform(good[te], other[te])) > max(auc(good[te]), auc(other[te]))
     P = c.transform(good[te], other[te])
     assert np.allclose(P.sum(axis=1), 1)
+
+
+def test_group_out_of_fold_probabilities_do_not_see_the_rows_own_tool():
+    """cross_val_proba with groups scores each row with a model that never saw its group: a row whose label
+    is carried only by its group's own token is confidently right with random folds (its group-mates taught
+    the model) and near chance with group folds — the honest confidence the teacher+student weights need."""
+    from smallworld.pipeline import TrainConfig, cross_val_proba, onehot, row_groups
+    from smallworld.tasks import load_task
+
+    task = load_task("cmdlines")
+    rng = np.random.default_rng(0)
+    rows = []
+    for g in range(40):
+        lab = "malicious" if rng.random() < 0.5 else "benign"  # nothing but the group's own token tells
+        tool = "".join(rng.choice(list("bcdfghjklmnpqrstvwxz"), 7))
+        for k in range(6):
+            rows.append({"id": f"{g}-{k}", "group": f"tool{g}", "text": f"{tool} run --opt {rng.integers(1000)}",
+                         "label": lab})
+    texts = [r["text"] for r in rows]
+    Y = onehot(task, [r["label"] for r in rows])
+    w = np.ones(len(rows))
+    cfg = TrainConfig(task="cmdlines", labelled="", out="")
+    y = Y[:, task.pos_index]
+    right = lambda P: float(np.mean(np.abs(P[:, task.pos_index] - y) < 0.5))
+    assert right(cross_val_proba(task, cfg, texts, Y, w)) > 0.9
+    assert right(cross_val_proba(task, cfg, texts, Y, w, groups=row_groups(rows))) < 0.75
