@@ -28,7 +28,7 @@ import numpy as np
 from smallworld import data as D
 from smallworld import evaluate as E
 from smallworld import label as L
-from smallworld.pipeline import TrainConfig, cross_val_proba, holdout_split, onehot, row_groups, stratified_sample
+from smallworld.pipeline import TrainConfig, holdout_split, onehot, seed_cross_val, stratified_sample
 from smallworld.student.linear import LinearStudent
 from smallworld.tasks import load_task
 from smallworld.teacher import make_teacher
@@ -55,8 +55,7 @@ def teacher_and_student(a, task, seed, sets, teacher, probs, results):
     Y = onehot(task, [r["label"] for r in seed])
     w = np.ones(len(seed))
     student = LinearStudent(task.labels, dict(task.features)).fit(st, Y, w)
-    cv = dict(zip([r["id"] for r in seed], cross_val_proba(task, TrainConfig(task=task.name, labelled="", out=""),
-                                                            st, Y, w, groups=row_groups(seed))))
+    cv = seed_cross_val(task, TrainConfig(task=task.name, labelled="", out=""), seed, st, Y, w)
     Pst = {name: student.predict_proba([task.normalise(r["text"]) for r in rows]) for name, rows in sets.items()}
     for name, rows in sets.items():
         results.setdefault("student (seed-only)", {})[name] = {"n": len(rows), "roc_auc": auc(task, rows, Pst[name])["roc_auc"],

@@ -214,13 +214,12 @@ def label(file: str = typer.Argument(..., help="rows to label"),
         Pc = cal.transform(P) if cal is not None else P
         Pout = Pc
         if cal is not None and combine:
-            from .pipeline import TrainConfig, cross_val_proba, onehot, row_groups
+            from .pipeline import TrainConfig, onehot, seed_cross_val
             from .student.linear import LinearStudent
 
             st = [t.normalise(r["text"]) for r in seed]
             Ys, ws = onehot(t, [r["label"] for r in seed]), np.ones(len(seed))
-            cv = dict(zip([r["id"] for r in seed], cross_val_proba(t, TrainConfig(task=task, labelled="", out=""), st, Ys, ws,
-                                                                   groups=row_groups(seed))))
+            cv = seed_cross_val(t, TrainConfig(task=task, labelled="", out=""), seed, st, Ys, ws)
             comb = L.Combiner(len(t.labels)).fit(P_cal, np.array([cv[r["id"]] for r in cal_rows]), y_cal)
             student = LinearStudent(t.labels, dict(t.features)).fit(st, Ys, ws)
             Pout = comb.transform(P, student.predict_proba([t.normalise(r["text"]) for r in rows]))

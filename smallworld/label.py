@@ -46,7 +46,6 @@ class Demonstrations:
         self.members = [Demonstrations(task, seed_rows, k, m, k_similar, rubric) for m in parts] if len(parts) > 1 \
             else [self]
         if len(parts) > 1:
-            self.fixed = {}
             return
         self.rows = [r for r in seed_rows if r.get("label") in task.labels]
         self.ids = [r["id"] for r in self.rows]

@@ -211,6 +211,13 @@ def row_groups(rows: list[dict]) -> list[str]:
     return [str(r.get("group") or r["id"]) for r in rows]
 
 
+def seed_cross_val(task: Task, cfg: TrainConfig, rows: list[dict], texts: list[str], Y: np.ndarray,
+                   w: np.ndarray) -> dict[str, np.ndarray]:
+    """Group-out-of-fold probabilities of the seed rows, by id: what the noisy-label check and the
+    teacher-and-student combination weigh the teacher against."""
+    return dict(zip([r["id"] for r in rows], cross_val_proba(task, cfg, texts, Y, w, groups=row_groups(rows))))
+
+
 def fit_distilled(task: Task, cfg: TrainConfig, seed_texts: list[str], Y_seed: np.ndarray, w_seed: np.ndarray,
                   texts: list[str], P: np.ndarray, w_teacher: np.ndarray):
     """One student on the seed (one-hot targets, weight alpha) and the teacher's rows (its probabilities at the
@@ -336,8 +343,7 @@ def train(cfg: TrainConfig) -> dict:
             extra = [rest[i] for i in L.sample_idx(len(rest), cfg.noisy_check, cfg.seed + 4)] if cfg.noisy_check else []
             P_extra = cal.transform(L.ask_rows(teacher, task, demos, extra, "teacher: noisy-label check",
                                                cfg.progress, exclude=True))
-            cv = dict(zip([r["id"] for r in seed_rows], cross_val_proba(task, cfg, seed_texts, Y_seed, w_seed,
-                                                                        groups=row_groups(seed_rows))))
+            cv = seed_cross_val(task, cfg, seed_rows, seed_texts, Y_seed, w_seed)
             noisy: dict[str, np.ndarray] = {}
             checked = cal_rows + extra
             for r, p in zip(checked, np.vstack([P_cal, P_extra]) if len(extra) else P_cal):
