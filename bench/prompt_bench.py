@@ -11,16 +11,20 @@ similar (3 per class retrieved per item by character n-gram similarity), hybrid 
 prefix + 1 nearest per class); a ``_norubric`` suffix drops the task's rubric. The ensemble row averages the
 ``--ensemble`` variants (default zero,fixed); their agreement is the share of items on which all of them pick
 the same class. ``--combine``: for each listed variant, the teacher calibrated on class-balanced seed rows it
-answered (``--cal``), and the teacher with the seed-only student by the learned rule (``label.Combiner``, the
-student's group-out-of-fold probabilities) and by an equal-weight rule (each calibrated, log-odds summed); a
-reliability plot of the first one on the held-out rows is written beside the JSON. Seconds per item are from
-live calls only (cached answers cost nothing), so a rerun keeps the first run's figures.
+answered (``--cal``), and the teacher with a student by both rules of ``label.Combiner``: equal (each calibrated,
+log-odds summed; the default) and learned (one logistic regression on all log-odds). Students: the seed-only
+one, the self-trained one (the seed plus the teacher's answers for the other items of the set, cross-fitted by
+near-duplicate cluster: ``pipeline.self_trained_student``), and both (``smallworld label``'s default).
+A reliability plot of the first ``--combine`` variant on the held-out rows is written beside the JSON, and the
+rows' probabilities (``heldout_<task>_<source>.npz``, ``dev_...``) for ``bench/loso_gain.py``. Seconds per item are
+from live calls only (cached answers cost nothing), so a rerun keeps the first run's figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +32,7 @@ import numpy as np
 from smallworld import data as D
 from smallworld import evaluate as E
 from smallworld import label as L
-from smallworld.pipeline import TrainConfig, holdout_split, onehot, seed_cross_val, stratified_sample
+from smallworld.pipeline import TrainConfig, holdout_split, onehot, seed_cross_val, self_trained_student, stratified_sample
 from smallworld.student.linear import LinearStudent
 from smallworld.tasks import load_task
 from smallworld.teacher import make_teacher
@@ -46,21 +50,30 @@ def auc(task, rows, P):
     return E.binary_metrics(y, P[ok, task.pos_index])
 
 
+def record(task, results, probs, key, name, rows, P, comb=None, v=None):
+    """One row of the results: ROC AUC on a set, the teacher variant's seconds per item, the combiner's numbers."""
+    probs[(key, name)] = P
+    results.setdefault(key, {})[name] = {
+        "n": len(rows), "roc_auc": auc(task, rows, P)["roc_auc"],
+        "seconds_per_item": results.get(v, {}).get(name, {}).get("seconds_per_item") if v else None,
+        **({"combiner": comb.to_dict()} if comb is not None else {})}
+    print(key, name, results[key][name], flush=True)
+
+
 def teacher_and_student(a, task, seed, sets, teacher, probs, results):
-    """The seed-only student; the teacher (each --combine variant) calibrated on balanced seed rows; and the two
-    together by the learned rule (label.Combiner on the teacher's answers and the student's group-out-of-fold
-    probabilities for the same seed rows). Reliability of each is kept for the plot."""
+    """The seed-only student; the teacher (each --combine variant) calibrated on balanced seed rows; and the
+    teacher with the seed-only and with the self-trained student by both rules of label.Combiner (fitted on the
+    teacher's answers for the calibration rows and the student's group-out-of-fold probabilities for them)."""
     K = len(task.labels)
     st = [task.normalise(r["text"]) for r in seed]
     Y = onehot(task, [r["label"] for r in seed])
     w = np.ones(len(seed))
     student = LinearStudent(task.labels, dict(task.features)).fit(st, Y, w)
-    cv = seed_cross_val(task, TrainConfig(task=task.name, labelled="", out=""), seed, st, Y, w)
+    cfg = TrainConfig(task=task.name, labelled="", out="")
+    cv = seed_cross_val(task, cfg, seed, st, Y, w)
     Pst = {name: student.predict_proba([task.normalise(r["text"]) for r in rows]) for name, rows in sets.items()}
     for name, rows in sets.items():
-        results.setdefault("student (seed-only)", {})[name] = {"n": len(rows), "roc_auc": auc(task, rows, Pst[name])["roc_auc"],
-                                                              "seconds_per_item": None}
-        probs[("student (seed-only)", name)] = Pst[name]
+        record(task, results, probs, "student (seed-only)", name, rows, Pst[name])
     cal_rows = L.calibration_rows(L.Demonstrations(task, seed, k=3, mode="fixed"), seed, a.cal, 1)
     y_cal = np.array([task.labels.index(r["label"]) for r in cal_rows])
     S_cal = np.array([cv[r["id"]] for r in cal_rows])
@@ -73,20 +86,30 @@ def teacher_and_student(a, task, seed, sets, teacher, probs, results):
                                                               exclude_ids=[r["id"] for r in cal_rows]))
         Pc = np.mean([Pcal[m] for m in members], axis=0) if v == "ensemble" else Pcal[v]
         cal = L.Calibrator(K).fit(Pc, y_cal)
-        comb = L.Combiner(K).fit(Pc, S_cal, y_cal)
-        scal = L.Calibrator(K).fit(S_cal, y_cal)
+        # the two rules of label.Combiner: equal (each calibrated on the seed, log-odds summed; the default) and
+        # learned (one logistic regression on all log-odds), with the seed-only student, with the self-trained one
+        # (the seed plus the teacher's answers for the other items, cross-fitted), and with both (label's default)
+        combs = {rule: L.Combiner(K, rule).fit(Pc, S_cal, y_cal) for rule in L.Combiner.RULES}
         for name, rows in sets.items():
             P = probs[(v, name)]
-            Pk = cal.transform(P)
-            probs[(f"{v} calibrated", name)] = Pk
-            # learned: logistic regression on both log-odds; equal: each calibrated on the seed, log-odds summed
-            eq = L._softmax(np.log(np.clip(Pk, 1e-6, 1)) + np.log(np.clip(scal.transform(Pst[name]), 1e-6, 1)))
-            for key, Pj in ((f"{v} + student", comb.transform(P, Pst[name])), (f"{v} + student (equal)", eq)):
-                probs[(key, name)] = Pj
-                results.setdefault(key, {})[name] = {
-                    "n": len(rows), "roc_auc": auc(task, rows, Pj)["roc_auc"], "seconds_per_item":
-                    results.get(v, {}).get(name, {}).get("seconds_per_item"), "weights": comb.to_dict()["coef"]}
-                print(key, name, results[key][name], flush=True)
+            probs[(f"{v} calibrated", name)] = cal.transform(P)
+            ok = ~np.isnan(P).any(axis=1)
+            Pself = np.full_like(P, np.nan)
+            t0 = time.perf_counter()
+            Pself[ok], cv_self = self_trained_student(task, cfg, seed, [task.normalise(r["text"]) for r, k in zip(rows, ok) if k], P[ok])
+            S_self = np.array([cv_self[r["id"]] for r in cal_rows])
+            print(f"self-trained student ({v}, {name}): {time.perf_counter() - t0:.1f} s for {int(ok.sum())} items", flush=True)
+            record(task, results, probs, f"self-trained student ({v})", name, rows, Pself)
+            for rule in L.Combiner.RULES:
+                tail = "" if rule == "equal" else f" ({rule})"
+                record(task, results, probs, f"{v} + seed student{tail}", name, rows, combs[rule].transform(P, Pst[name]),
+                       combs[rule], v)
+                comb = L.Combiner(K, rule).fit(Pc, S_self, y_cal)
+                record(task, results, probs, f"{v} + self-trained student{tail}", name, rows, comb.transform(P, Pself),
+                       comb, v)
+                comb = L.Combiner(K, rule).fit(Pc, [S_cal, S_self], y_cal)  # label's default (equal)
+                record(task, results, probs, f"{v} + both students{tail}", name, rows,
+                       comb.transform(P, [Pst[name], Pself]), comb, v)
     reliability(a, task, sets, probs, [f"{v}" for v in a.combine.split(",")][:1])
 
 
@@ -101,7 +124,7 @@ def reliability(a, task, sets, probs, variants):
     ax.plot([0, 1], [0, 1], ":", color="grey")
     y = np.array([r["label"] == task.positive for r in rows], dtype=float)
     for v in variants:
-        for key in (v, f"{v} calibrated", f"{v} + student"):
+        for key in (v, f"{v} calibrated", f"{v} + both students"):
             P = probs[(key, "heldout")]
             ok = ~np.isnan(P).any(axis=1)
             p = P[ok, task.pos_index]
@@ -187,7 +210,13 @@ def main() -> None:
     finally:
         teacher.close()
     Path(a.out).mkdir(parents=True, exist_ok=True)
-    (Path(a.out) / f"prompts_{a.task}_{'+'.join(HOLDOUT[a.task])}.json").write_text(json.dumps(results, indent=2))
+    stem = f"{a.task}_{'+'.join(HOLDOUT[a.task])}"
+    (Path(a.out) / f"prompts_{stem}.json").write_text(json.dumps(results, indent=2))
+    # per-row P(positive) on each set, for bench/loso_gain.py (paired bootstrap across splits)
+    for set_name, rows in sets.items():
+        np.savez_compressed(Path(a.out) / f"{set_name}_{stem}.npz", y=np.array([r["label"] == task.positive for r in rows]),
+                            ids=np.array([r["id"] for r in rows]),
+                            **{k: P[:, task.pos_index] for (k, name), P in probs.items() if name == set_name})
     print(f"\n### {a.task}: teacher ROC AUC (n per set) and seconds per item; held out: {', '.join(HOLDOUT[a.task])}\n")
     print("| variant | dev ROC AUC | held-out ROC AUC | s/item (dev) | s/item (held-out) |\n|---|---|---|---|---|")
     for v, r in results.items():

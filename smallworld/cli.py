@@ -62,6 +62,7 @@ def train(
     holdout_source: List[str] = typer.Option([], "--holdout-source", help="leave this source out of training and evaluate on it (repeatable)"),
     prompt: Optional[str] = typer.Option(None, "--prompt", help="demonstrations: hybrid, similar, fixed or zero, or an ensemble such as zero+fixed (default: the task's)"),
     rubric: bool = typer.Option(True, "--rubric/--no-rubric", help="the task's rubric in the teacher's prompt"),
+    combine_rule: str = typer.Option("equal", "--combine-rule", help="teacher with seed-only student (the teacher_student row): equal or learned"),
     shots: int = typer.Option(3, "--shots", help="demonstrations per class"),
     alpha: float = typer.Option(1.0, "--alpha", help="weight of given labels"),
     beta: float = typer.Option(1.0, "--beta", help="weight of teacher labels (times confidence)"),
@@ -89,7 +90,7 @@ def train(
                           price_completion_per_1k=price_completion, cache=cache, budget=budget, strategy=strategy, rounds=rounds,
                           round_sizes=_int_list(round_sizes, "--round-sizes"),
                           calibration=calibration, teacher_eval=teacher_eval, shots=shots, prompt=prompt, rubric=rubric,
-                          holdout_sources=list(holdout_source), seed_size=seed_size, alpha=alpha, beta=beta,
+                          combine_rule=combine_rule, holdout_sources=list(holdout_source), seed_size=seed_size, alpha=alpha, beta=beta,
                           temperature=temperature, targets=targets, confidence_weight=confidence_weight,
                           agreement_weight=agreement_weight, noisy=noisy,
                           noisy_check=noisy_check, noisy_needs_student=not noisy_teacher_only, seed=seed, on_error=on_error,
@@ -163,14 +164,18 @@ def label(file: str = typer.Argument(..., help="rows to label"),
           rubric: bool = typer.Option(True, "--rubric/--no-rubric", help="the task's rubric in the prompt"),
           shots: int = typer.Option(3, "--shots"), limit: Optional[int] = typer.Option(None, "--limit"),
           calibration: int = typer.Option(100, "--calibration", help="seed rows labelled to calibrate (0: none)"),
-          combine: bool = typer.Option(True, "--combine/--teacher-only", help="with --labelled: probs combine the teacher with a seed-trained student (weights learned on the calibration rows; measured on held-out sources: see README)"),
+          combine: bool = typer.Option(True, "--combine/--teacher-only", help="with --labelled: probs combine the teacher with a seed-trained student (measured on held-out sources: see README)"),
+          combine_rule: str = typer.Option("equal", "--combine-rule", help="equal (each calibrated on the seed, log-odds summed) or learned (one regression on both)"),
+          self_train: bool = typer.Option(True, "--self-train/--seed-student", help="beside the seed-trained student, one that also learns the teacher's answers for the other items (cross-fitted); --seed-student: the seed-trained one alone"),
           cache: Optional[str] = typer.Option(None, "--cache"), on_error: str = typer.Option("raise", "--on-error")):
     """Label rows with the teacher: JSONL rows with id, probs, teacher (calibrated) and raw probabilities.
 
-    With --labelled, ``probs`` is the teacher combined with a student trained on the seed (a logistic regression
-    on both models' log-odds, fitted on class-balanced calibration rows the teacher answered and the student's
-    group-out-of-fold probabilities for them); ``teacher`` is the teacher calibrated on the seed (what
-    --teacher-only puts in ``probs``); ``raw`` is the teacher as it answered."""
+    With --labelled, ``probs`` is the teacher combined with two students: one trained on the seed, and one
+    trained on the seed and the teacher's answers for the other items (cross-fitted: an item's student never saw
+    the answer for it or its near-duplicates; ``--seed-student`` leaves it out). ``--combine-rule equal``: each
+    model calibrated on class-balanced seed rows the teacher answered (the students by their group-out-of-fold
+    probabilities for them) and their log-odds summed; ``learned``: one logistic regression on all. ``teacher`` is the teacher
+    calibrated on the seed (what --teacher-only puts in ``probs``); ``raw`` is the teacher as it answered."""
     import numpy as np
 
     from . import data as D
@@ -185,6 +190,8 @@ def label(file: str = typer.Argument(..., help="rows to label"),
             prompt_modes(prompt or t.prompt)
         except ValueError as e:
             raise SmallworldError(f"--prompt: {e}") from None
+        if combine_rule not in L.Combiner.RULES:
+            raise SmallworldError(f"--combine-rule must be one of {', '.join(L.Combiner.RULES)}")
         stats = D.ReadStats()
         rows = D.read_rows(file, on_error=on_error, stats=stats)
         if stats.skipped:
@@ -214,19 +221,29 @@ def label(file: str = typer.Argument(..., help="rows to label"),
         Pc = cal.transform(P) if cal is not None else P
         Pout = Pc
         if cal is not None and combine:
-            from .pipeline import TrainConfig, onehot, seed_cross_val
+            from .pipeline import TrainConfig, onehot, seed_cross_val, self_trained_student
             from .student.linear import LinearStudent
 
+            cfg = TrainConfig(task=task, labelled="", out="")
+            texts = [t.normalise(r["text"]) for r in rows]
             st = [t.normalise(r["text"]) for r in seed]
             Ys, ws = onehot(t, [r["label"] for r in seed]), np.ones(len(seed))
-            cv = seed_cross_val(t, TrainConfig(task=task, labelled="", out=""), seed, st, Ys, ws)
-            comb = L.Combiner(len(t.labels)).fit(P_cal, np.array([cv[r["id"]] for r in cal_rows]), y_cal)
-            student = LinearStudent(t.labels, dict(t.features)).fit(st, Ys, ws)
-            Pout = comb.transform(P, student.predict_proba([t.normalise(r["text"]) for r in rows]))
+            cvs = [seed_cross_val(t, cfg, seed, st, Ys, ws)]
+            students = [LinearStudent(t.labels, dict(t.features)).fit(st, Ys, ws).predict_proba(texts)]
+            if self_train:
+                ok = ~np.isnan(P).any(axis=1)
+                Pself = np.full_like(P, np.nan)
+                Pself[ok], cv = self_trained_student(t, cfg, seed, [x for x, k in zip(texts, ok) if k], P[ok])
+                students.append(Pself)
+                cvs.append(cv)
+            comb = L.Combiner(len(t.labels), combine_rule).fit(
+                P_cal, [np.array([cv[r["id"]] for r in cal_rows]) for cv in cvs], y_cal)
+            Pout = comb.transform(P, students)
         D.write_jsonl(out, ({"id": r["id"], "probs": dict(zip(t.labels, map(_r6, po))),
                              "teacher": dict(zip(t.labels, map(_r6, pc))), "raw": dict(zip(t.labels, map(_r6, p)))}
                             for r, p, pc, po in zip(rows, P, Pc, Pout) if not np.isnan(p).any()))
-        how = ("teacher combined with a seed-trained student" if comb is not None and comb.cal.coef is not None else
+        how = (f"teacher combined ({combine_rule} rule) with a student trained on the seed"
+               + (" and one also trained on the teacher's answers" if self_train else "") if comb is not None and comb.fitted else
                "calibrated on the labelled seed" if cal is not None and cal.coef is not None else "")
         info(f"wrote {out}" + (f" (probabilities: {how})" if how else ""))
 

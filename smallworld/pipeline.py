@@ -51,6 +51,7 @@ class TrainConfig:
     shots: int = 3               # demonstrations per class
     prompt: str | None = None    # hybrid | similar | fixed | zero, or several joined by + (an ensemble); None: the task's
     rubric: bool = True          # the task's rubric in the teacher's prompt
+    combine_rule: str = "equal"  # equal | learned: how the teacher_student row (and --targets combined) joins the two
     holdout_sources: list[str] = field(default_factory=list)
     seed_size: int | None = None
     alpha: float = 1.0           # weight of a row with a given label
@@ -76,6 +77,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.student not in ("linear", "cnn"):
             raise SmallworldError("--student must be linear or cnn")
+        if self.combine_rule not in L.Combiner.RULES:
+            raise SmallworldError(f"--combine-rule must be one of {', '.join(L.Combiner.RULES)}")
         if self.prompt is not None:
             try:
                 prompt_modes(self.prompt)
@@ -182,11 +185,13 @@ def _noisy_handling(cfg: TrainConfig, seed_rows: list[dict], Y: np.ndarray, w: n
 
 
 def cross_val_proba(task: Task, cfg: TrainConfig, texts: list[str], Y: np.ndarray, w: np.ndarray,
-                    folds: int = 5, groups: list | None = None) -> np.ndarray:
-    """Out-of-fold probabilities of seed-only students (each row scored by a model that never saw it).
+                    folds: int = 5, groups: list | None = None,
+                    always: tuple[list[str], np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Out-of-fold probabilities of linear students (each row scored by a model that never saw it).
     With ``groups`` (the rows' ``group``: tool, host or sender) whole groups fall in one fold, so a row is
     scored by a model that never saw its tool either: the student's confidence on unfamiliar items, which is
-    what the teacher-and-student combination must weigh (random folds flatter the student)."""
+    what the teacher-and-student combination must weigh (random folds flatter the student). ``always``:
+    more rows (texts, targets, weights) in every fold's training set, never scored."""
     n = len(texts)
     rng = np.random.default_rng(cfg.seed + 3)
     if groups is not None:
@@ -195,15 +200,39 @@ def cross_val_proba(task: Task, cfg: TrainConfig, texts: list[str], Y: np.ndarra
         fold = np.array([gfold[str(g)] for g in groups])
     else:
         fold = rng.permutation(n) % folds
+    at, aY, aw = always if always is not None else ([], np.zeros((0, Y.shape[1])), np.zeros(0))
     out = np.zeros_like(Y)
     for f in range(folds):
         tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
-        if len(te) == 0 or len(set(Y[tr].argmax(axis=1))) < 2:
+        if len(te) == 0 or len(set(np.vstack([Y[tr], aY]).argmax(axis=1))) < 2:
             out[te] = 1.0 / Y.shape[1]
             continue
-        m = LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit([texts[i] for i in tr], Y[tr], w[tr])
+        m = LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(
+            [texts[i] for i in tr] + list(at), np.vstack([Y[tr], aY]), np.concatenate([w[tr], aw]))
         out[te] = m.predict_proba([texts[i] for i in te])
     return out
+
+
+def self_trained_student(task: Task, cfg: TrainConfig, seed_rows: list[dict], texts: list[str],
+                         P: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The student half of `label`'s default teacher-with-student combination: a linear student trained on
+    the seed and on the teacher's (raw) answers for the items being labelled, so it learns what the teacher
+    sees in *this* data, a source the seed may lack. Cross-fitted both ways:
+
+    * each item is scored by a student that never saw the teacher's answer for it or for its near-duplicates
+      (5 folds by near-duplicate cluster), so its opinion is evidence beside the teacher's, not an echo;
+    * each seed row by one that never saw its group (as :func:`seed_cross_val`) but saw every teacher
+      answer: what the combination's calibration on the seed's calibration rows needs.
+
+    ``texts`` are normalised items with usable answers (no NaN rows in ``P``). Returns (item probabilities,
+    seed-row out-of-fold probabilities by id)."""
+    st = [task.normalise(r["text"]) for r in seed_rows]
+    Ys, ws = onehot(task, [r["label"] for r in seed_rows]), np.ones(len(seed_rows))
+    wt = np.full(len(texts), cfg.beta)
+    P_items = cross_val_proba(task, cfg, texts, P, wt, groups=list(L.near_duplicate_clusters(texts, cfg.seed)),
+                              always=(st, Ys, cfg.alpha * ws)) if len(texts) else np.zeros((0, len(task.labels)))
+    cv = cross_val_proba(task, cfg, st, Ys, cfg.alpha * ws, groups=row_groups(seed_rows), always=(texts, P, wt))
+    return P_items, dict(zip([r["id"] for r in seed_rows], cv))
 
 
 def row_groups(rows: list[dict]) -> list[str]:
@@ -360,7 +389,7 @@ def train(cfg: TrainConfig) -> dict:
                 noisy[r["id"]] = p
             Y_s, w_s = _noisy_handling(cfg, seed_rows, Y_seed, w_seed, noisy)
             # teacher and seed-only student together, fitted on the calibration rows (documented in Combiner)
-            comb = L.Combiner(len(task.labels)).fit(P_cal_raw, np.array([cv[r["id"]] for r in cal_rows]), y_cal)
+            comb = L.Combiner(len(task.labels), cfg.combine_rule).fit(P_cal_raw, np.array([cv[r["id"]] for r in cal_rows]), y_cal)
 
             def targets(P_raw: np.ndarray, idx: list[int]) -> np.ndarray:
                 if cfg.targets == "calibrated":

@@ -33,7 +33,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "teacher": {"url": "teacher", "model": "teacher_model", **{k: k for k in (
         "endpoint", "concurrency", "timeout", "retries", "api_key_env", "price_prompt_per_1k",
         "price_completion_per_1k", "cache", "budget", "strategy", "rounds", "round_sizes", "calibration", "teacher_eval", "shots",
-        "prompt", "rubric")}},
+        "prompt", "rubric", "combine_rule")}},
     "train": {k: k for k in ("alpha", "beta", "temperature", "targets", "confidence_weight", "agreement_weight", "noisy",
                              "noisy_threshold", "noisy_check", "noisy_needs_student", "inherit_weight", "l2", "seed",
                              "student")},
@@ -308,6 +308,7 @@ _NOTES = {
     "calibration": "teacher calls on seed rows (calibration and the noisy-label check)",
     "teacher_eval": "teacher calls on evaluation rows", "prompt": "demonstrations: hybrid, similar, fixed or zero, or an ensemble such as zero+fixed (absent: the task's default)",
     "rubric": "the task's rubric in the teacher's prompt",
+    "combine_rule": "teacher with seed-only student: equal (each calibrated, log-odds summed) or learned (one regression)",
     "agreement_weight": "weight teacher rows by the share of the prompt ensemble's members that agree",
     "shots": "demonstrations per class", "alpha": "weight of given labels", "beta": "weight of teacher labels",
     "temperature": "teacher probability temperature (<1 sharpens)", "targets": "raw or calibrated",

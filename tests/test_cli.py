@@ -65,6 +65,16 @@ def test_train_evaluate_score_label_with_a_server_teacher(llama_server, tmp_path
     comb = [json.loads(x) for x in lab.read_text().splitlines()]
     assert [c["teacher"] for c in comb] == [g["teacher"] for g in got]
     assert any(abs(c["probs"]["malicious"] - c["teacher"]["malicious"]) > 1e-3 for c in comb)
+    assert "and one also trained on the teacher's answers" in r.stderr
+    # without the self-trained student, and with the other rule (one regression on all log-odds): other
+    # probabilities from the same answers
+    for opt in (["--seed-student"], ["--combine-rule", "learned"]):
+        r = cli("label", "--task", "cmdlines", "--teacher", llama_server.url, TELE, "--labelled", SEED, "--out", lab,
+                "--cache", cache, "--prompt", "hybrid", *opt)
+        assert _usage(r.stderr)[0] == 0
+        other = [json.loads(x) for x in lab.read_text().splitlines()]
+        assert [c["teacher"] for c in other] == [g["teacher"] for g in got]
+        assert any(abs(a["probs"]["malicious"] - b["probs"]["malicious"]) > 1e-3 for a, b in zip(other, comb)), opt
 
 
 def test_killed_labelling_resumes_without_asking_twice(llama_server, tmp_path, data_dir):
@@ -113,6 +123,8 @@ def test_user_mistakes_get_one_clear_line_not_a_traceback(tmp_path):
     for cmd in (["train", "--labelled", SEED], ["label", TELE]):
         r = cli(*cmd, "--task", "cmdlines", "--prompt", "zero+zero", "--out", tmp_path / "p", check=False)
         assert r.returncode == 2 and "--prompt:" in r.stderr and "Traceback" not in r.stderr
+        r = cli(*cmd, "--task", "cmdlines", "--combine-rule", "average", "--out", tmp_path / "p", check=False)
+        assert r.returncode == 2 and "--combine-rule must be one of equal, learned" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_custom_task_from_a_toml_file(tmp_path):

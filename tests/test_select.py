@@ -73,14 +73,8 @@ def test_every_strategy_runs_with_an_empty_pool(strategy):
     assert L.select(strategy, [], budget=5, student=m, feature_cfg={"dim_bits": 10}).ask == []
 
 
-def test_teacher_student_combiner_learns_which_model_to_trust():
-    """Fitted on labelled rows, the combination follows the informative model and beats either alone when both
-    carry independent signal."""
-    from sklearn.metrics import roc_auc_score
-
-    from smallworld.label import Combiner
-
-    rng = np.random.default_rng(0)
+def _two_models(seed=0):
+    rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, 400)
 
     def model(signal):
@@ -88,16 +82,66 @@ def test_teacher_student_combiner_learns_which_model_to_trust():
         p = 1 / (1 + np.exp(-z))
         return np.c_[1 - p, p]
 
+    return y, model
+
+
+def test_teacher_student_combiner_learns_which_model_to_trust():
+    """The learned rule: fitted on labelled rows, the combination follows the informative model and beats either
+    alone when both carry independent signal."""
+    from sklearn.metrics import roc_auc_score
+
+    from smallworld.label import Combiner
+
+    y, model = _two_models()
     noise, good, other = model(0.0), model(2.0), model(1.5)
     tr, te = slice(0, 200), slice(200, 400)
-    c = Combiner(2).fit(noise[tr], good[tr], y[tr])
+    c = Combiner(2, "learned").fit(noise[tr], good[tr], y[tr])
     w = c.cal.coef[1]
     assert abs(w[1]) > 5 * abs(w[0])  # the student's log-odds carry the weight, the noisy teacher's do not
-    c = Combiner(2).fit(good[tr], other[tr], y[tr])
+    c = Combiner(2, "learned").fit(good[tr], other[tr], y[tr])
     auc = lambda P: roc_auc_score(y[te], P[:, 1])
     assert auc(c.transform(good[te], other[te])) > max(auc(good[te]), auc(other[te]))
     P = c.transform(good[te], other[te])
     assert np.allclose(P.sum(axis=1), 1)
+    assert c.to_dict()["rule"] == "learned"
+
+
+def test_teacher_student_combiner_equal_rule_sums_calibrated_log_odds():
+    """The default rule: each model calibrated on the same rows on its own, log-odds summed. Where the teacher
+    says 0.5 the (calibrated) student decides alone; with two informative models it beats either; it is the
+    product of the two calibrators, stored as plain numbers."""
+    from sklearn.metrics import roc_auc_score
+
+    from smallworld.label import Calibrator, Combiner
+
+    y, model = _two_models(1)
+    good, other = model(2.0), model(1.5)
+    tr, te = slice(0, 200), slice(200, 400)
+    c = Combiner(2).fit(good[tr], other[tr], y[tr])
+    assert c.rule == "equal" and c.fitted
+    auc = lambda P: roc_auc_score(y[te], P[:, 1])
+    P = c.transform(good[te], other[te])
+    assert np.allclose(P.sum(axis=1), 1)
+    assert auc(P) > max(auc(good[te]), auc(other[te]))
+    tcal, scal = Calibrator(2).fit(good[tr], y[tr]), Calibrator(2).fit(other[tr], y[tr])
+    logit = lambda Q: np.log(Q[:, 1]) - np.log(Q[:, 0])
+    want = logit(tcal.transform(good[te])) + logit(scal.transform(other[te]))
+    assert np.allclose(P[:, 1], 1 / (1 + np.exp(-want)), atol=1e-5)
+    # a teacher whose calibrated answer is 0.5 leaves the decision to the student
+    half = np.full((len(y[te]), 2), 0.5)
+    unsure = tcal.transform(half)[0, 1]  # the calibrated teacher's 0.5: its bias alone
+    Q = c.transform(half, other[te])
+    bias = np.log(unsure / (1 - unsure))
+    assert np.allclose(Q[:, 1], 1 / (1 + np.exp(-(logit(scal.transform(other[te])) + bias))), atol=1e-5)
+    assert json.loads(json.dumps(c.to_dict()))["rule"] == "equal"
+    # several students: one more calibrated expert each
+    third = model(1.0)
+    c3 = Combiner(2).fit(good[tr], [other[tr], third[tr]], y[tr])
+    want3 = want + logit(Calibrator(2).fit(third[tr], y[tr]).transform(third[te]))
+    assert np.allclose(c3.transform(good[te], [other[te], third[te]])[:, 1], 1 / (1 + np.exp(-want3)), atol=1e-5)
+    assert len(c3.to_dict()["students"]) == 2
+    with pytest.raises(ValueError, match="combination rule"):
+        Combiner(2, "average")
 
 
 def test_group_out_of_fold_probabilities_do_not_see_the_rows_own_tool():
@@ -124,3 +168,45 @@ def test_group_out_of_fold_probabilities_do_not_see_the_rows_own_tool():
     right = lambda P: float(np.mean(np.abs(P[:, task.pos_index] - y) < 0.5))
     assert right(cross_val_proba(task, cfg, texts, Y, w)) > 0.9
     assert right(cross_val_proba(task, cfg, texts, Y, w, groups=row_groups(rows))) < 0.75
+
+
+def test_self_trained_student_never_sees_the_teachers_answer_for_the_item_or_its_near_duplicates(data_dir):
+    """label's default student learns the seed plus the teacher's answers for the *other* items: changing the
+    answer for one item leaves that item's (and its near-duplicate's) student probability untouched, moves
+    other items', and moves the seed rows' out-of-fold probabilities (their students saw every answer). And
+    it learns what the teacher sees in this data."""
+    from smallworld import data as D
+    from smallworld.pipeline import TrainConfig, self_trained_student, stratified_sample
+    from smallworld.tasks import load_task
+
+    task = load_task("cmdlines")
+    seed = stratified_sample(list(D.iter_rows(str(data_dir / "cmdlines" / "train.jsonl.gz"))), 200, 0)
+    tele = [r["text"] for r in D.iter_rows(str(data_dir / "cmdlines" / "telemetry.jsonl.gz"))][:150]
+    texts = tele + [tele[0] + " "]  # a near-duplicate of the first item
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.05, 0.95, len(texts))
+    P = np.c_[p, 1 - p] if task.labels[0] == task.positive else np.c_[1 - p, p]
+    cfg = TrainConfig(task="cmdlines", labelled="", out="")
+    A, cvA = self_trained_student(task, cfg, seed, texts, P)
+    Q = P.copy()
+    Q[0] = Q[0][::-1]  # the teacher's answer for item 0 turned round
+    B, cvB = self_trained_student(task, cfg, seed, texts, Q)
+    assert np.allclose(A[0], B[0]) and np.allclose(A[-1], B[-1])
+    assert np.abs(A - B).max() > 1e-4
+    assert any(not np.allclose(cvA[k], cvB[k]) for k in cvA)
+    assert A.shape == P.shape and np.allclose(A.sum(axis=1), 1)
+    # it learns what the teacher sees in this data: a teacher that calls every `grep` line malicious makes the
+    # student score grep lines (each from the *other* grep lines' answers) above what the seed alone gives them
+    from smallworld.pipeline import onehot
+    from smallworld.student.linear import LinearStudent
+
+    g = np.array(["grep" in t.split() for t in texts])
+    assert g.sum() >= 10
+    pos = np.where(g, 0.95, 0.05)
+    P = np.zeros((len(texts), 2))
+    P[:, task.pos_index], P[:, 1 - task.pos_index] = pos, 1 - pos
+    C, _ = self_trained_student(task, cfg, seed, texts, P)
+    alone = LinearStudent(task.labels, dict(task.features)).fit(
+        [r["text"] for r in seed], onehot(task, [r["label"] for r in seed]), np.ones(len(seed))).predict_proba(texts)
+    assert C[g, task.pos_index].mean() > alone[g, task.pos_index].mean() + 0.2
+    assert C[g, task.pos_index].mean() > C[~g, task.pos_index].mean()
