@@ -210,3 +210,40 @@ def test_self_trained_student_never_sees_the_teachers_answer_for_the_item_or_its
         [r["text"] for r in seed], onehot(task, [r["label"] for r in seed]), np.ones(len(seed))).predict_proba(texts)
     assert C[g, task.pos_index].mean() > alone[g, task.pos_index].mean() + 0.2
     assert C[g, task.pos_index].mean() > C[~g, task.pos_index].mean()
+
+
+def test_two_students_with_three_classes_on_emails(data_dir):
+    """The label default with a multi-class task: the self-trained student and the equal rule over the teacher
+    and two students give proper three-class probabilities, and a teacher that knows the classes still ranks
+    them after the combination."""
+    from sklearn.metrics import roc_auc_score
+
+    from smallworld import data as D
+    from smallworld.pipeline import TrainConfig, onehot, row_groups, cross_val_proba, self_trained_student, stratified_sample
+    from smallworld.student.linear import LinearStudent
+    from smallworld.tasks import load_task
+
+    task = load_task("emails")
+    train = list(D.iter_rows(str(data_dir / "emails" / "train.jsonl.gz")))
+    seed = stratified_sample(train, 150, 0)
+    items = stratified_sample(list(D.iter_rows(str(data_dir / "emails" / "dev.jsonl.gz"))), 90, 1)
+    texts = [task.normalise(r["text"]) for r in items]
+    y = np.array([task.labels.index(r["label"]) for r in items])
+    rng = np.random.default_rng(0)
+    P = onehot(task, [r["label"] for r in items]) * 2.0 + rng.uniform(0, 1.5, (len(items), 3))  # a noisy teacher
+    P /= P.sum(axis=1, keepdims=True)
+    cfg = TrainConfig(task="emails", labelled="", out="")
+    Pself, cv_self = self_trained_student(task, cfg, seed, texts, P)
+    assert Pself.shape == (len(items), 3) and np.allclose(Pself.sum(axis=1), 1)
+    st = [task.normalise(r["text"]) for r in seed]
+    Ys, ws = onehot(task, [r["label"] for r in seed]), np.ones(len(seed))
+    cv_seed = cross_val_proba(task, cfg, st, Ys, ws, groups=row_groups(seed))
+    Pseed = LinearStudent(task.labels, dict(task.features)).fit(st, Ys, ws).predict_proba(texts)
+    y_seed = Ys.argmax(axis=1)
+    Pt_seed = Ys * 2.0 + rng.uniform(0, 1.5, Ys.shape)
+    Pt_seed /= Pt_seed.sum(axis=1, keepdims=True)
+    comb = L.Combiner(3).fit(Pt_seed, [cv_seed, np.array([cv_self[r["id"]] for r in seed])], y_seed)
+    out = comb.transform(P, [Pseed, Pself])
+    assert out.shape == (len(items), 3) and np.allclose(out.sum(axis=1), 1)
+    assert len(comb.to_dict()["students"]) == 2
+    assert roc_auc_score(y, out, multi_class="ovr") > 0.9
