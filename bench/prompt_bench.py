@@ -32,8 +32,7 @@ import numpy as np
 from smallworld import data as D
 from smallworld import evaluate as E
 from smallworld import label as L
-from smallworld.pipeline import TrainConfig, holdout_split, onehot, seed_cross_val, self_trained_student, stratified_sample
-from smallworld.student.linear import LinearStudent
+from smallworld.pipeline import TrainConfig, holdout_split, seed_student, self_trained_student, stratified_sample
 from smallworld.tasks import load_task
 from smallworld.teacher import make_teacher
 
@@ -65,12 +64,8 @@ def teacher_and_student(a, task, seed, sets, teacher, probs, results):
     teacher with the seed-only and with the self-trained student by both rules of label.Combiner (fitted on the
     teacher's answers for the calibration rows and the student's group-out-of-fold probabilities for them)."""
     K = len(task.labels)
-    st = [task.normalise(r["text"]) for r in seed]
-    Y = onehot(task, [r["label"] for r in seed])
-    w = np.ones(len(seed))
-    student = LinearStudent(task.labels, dict(task.features)).fit(st, Y, w)
     cfg = TrainConfig(task=task.name, labelled="", out="")
-    cv = seed_cross_val(task, cfg, seed, st, Y, w)
+    student, cv = seed_student(task, cfg, seed)
     Pst = {name: student.predict_proba([task.normalise(r["text"]) for r in rows]) for name, rows in sets.items()}
     for name, rows in sets.items():
         record(task, results, probs, "student (seed-only)", name, rows, Pst[name])

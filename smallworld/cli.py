@@ -221,15 +221,12 @@ def label(file: str = typer.Argument(..., help="rows to label"),
         Pc = cal.transform(P) if cal is not None else P
         Pout = Pc
         if cal is not None and combine:
-            from .pipeline import TrainConfig, onehot, seed_cross_val, self_trained_student
-            from .student.linear import LinearStudent
+            from .pipeline import TrainConfig, seed_student, self_trained_student
 
             cfg = TrainConfig(task=task, labelled="", out="")
             texts = [t.normalise(r["text"]) for r in rows]
-            st = [t.normalise(r["text"]) for r in seed]
-            Ys, ws = onehot(t, [r["label"] for r in seed]), np.ones(len(seed))
-            cvs = [seed_cross_val(t, cfg, seed, st, Ys, ws)]
-            students = [LinearStudent(t.labels, dict(t.features)).fit(st, Ys, ws).predict_proba(texts)]
+            student, cv = seed_student(t, cfg, seed)
+            cvs, students = [cv], [student.predict_proba(texts)]
             if self_train:
                 ok = ~np.isnan(P).any(axis=1)
                 info(f"self-trained student: the seed and {int(ok.sum()):,} teacher answers, cross-fitted (10 fits; "

@@ -247,6 +247,15 @@ def seed_cross_val(task: Task, cfg: TrainConfig, rows: list[dict], texts: list[s
     return dict(zip([r["id"] for r in rows], cross_val_proba(task, cfg, texts, Y, w, groups=row_groups(rows))))
 
 
+def seed_student(task: Task, cfg: TrainConfig, seed_rows: list[dict]):
+    """The seed-only student of the teacher-with-student combination (one-hot targets, weight 1) and its
+    group-out-of-fold probabilities for the seed rows, by id (what its calibration is fitted on)."""
+    st = [task.normalise(r["text"]) for r in seed_rows]
+    Y, w = onehot(task, [r["label"] for r in seed_rows]), np.ones(len(seed_rows))
+    return (LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(st, Y, w),
+            seed_cross_val(task, cfg, seed_rows, st, Y, w))
+
+
 def fit_distilled(task: Task, cfg: TrainConfig, seed_texts: list[str], Y_seed: np.ndarray, w_seed: np.ndarray,
                   texts: list[str], P: np.ndarray, w_teacher: np.ndarray):
     """One student on the seed (one-hot targets, weight alpha) and the teacher's rows (its probabilities at the
