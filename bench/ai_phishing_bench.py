@@ -21,7 +21,7 @@ import numpy as np
 
 from smallworld import data as D
 from smallworld import evaluate as E
-from smallworld.serve.score import Scorer
+from smallworld.student.model import Model
 
 
 def rows_of(paths):
@@ -48,12 +48,12 @@ def main() -> None:
           "modern mail flagged |\n|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for m in a.models:
-        sc = Scorer(m)
-        sd = sc.probs([r["text"] for r in dev])[:, sc.pos]
+        sc = Model(m)
+        sd = sc.predict_proba([r["text"] for r in dev])[:, sc.pos]
         yd = np.array([r["label"] == sc.labels[sc.pos] for r in dev]).astype(int)
         thr = E.threshold_at_fpr(yd, sd, 0.01)
-        sp = sc.probs([r["text"] for r in phish])[:, sc.pos]
-        sh = sc.probs([r["text"] for r in ham])[:, sc.pos]
+        sp = sc.predict_proba([r["text"] for r in phish])[:, sc.pos]
+        sh = sc.predict_proba([r["text"] for r in ham])[:, sc.pos]
         y = np.r_[np.ones(len(sp)), np.zeros(len(sh))]
         s = np.r_[sp, sh]
         auc = E.binary_metrics(y, s)["roc_auc"]

@@ -18,8 +18,8 @@ For each task (``urls``: ``phishtank-2020-05`` held out; ``cmdlines``: ``lolbas`
   weight 1, soft rows weight 1), ``--student linear`` and ``--student cnn``, then saved as model directories.
 * **measured**: dev ROC AUC (dev without the held-out source), ROC AUC on the held-out source (its rows plus
   benign dev rows from other sources), training seconds, model size (bytes of the directory), single-item
-  latency (median of 1,000 calls of ``Scorer.scores([text])``) and batch throughput (best of ``--repeats``
-  passes of ``Scorer.scores(list)`` over ``--score-rows`` dev texts), both through the normal loader: the
+  latency (median of 1,000 calls of ``Model.scores([text])``) and batch throughput (best of ``--repeats``
+  passes of ``Model.scores(list)`` over ``--score-rows`` dev texts), both through the normal loader: the
   linear model through its numba kernel, the CNN through onnxruntime with ``intra_op_num_threads=1``.
   One core: torch, numba, OpenMP and BLAS threads are pinned to 1. The CNN is trained with ``--cnn-seeds``
   seeds (default 3; its AUCs as mean ± sd, population sd); the linear student is deterministic.
@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from smallworld import data as D  # noqa: E402
 from smallworld import pipeline as PL  # noqa: E402
 from smallworld.evaluate import binary_metrics  # noqa: E402
-from smallworld.serve.score import Scorer  # noqa: E402
+from smallworld.student.model import Model  # noqa: E402
 from smallworld.student import modelfile  # noqa: E402
 from smallworld.student.linear import LinearStudent  # noqa: E402
 from smallworld.tasks import load_task  # noqa: E402
@@ -143,7 +143,7 @@ def run_task(args, task_name: str, tmp: Path) -> dict:
         m = PL.fit_distilled(task, cfg, seed_texts, Y, np.ones(len(seed)), texts, P, np.ones(len(texts)))
         train_s = time.perf_counter() - t0
         d = modelfile.save(m, tmp / f"{task.name}_{family}", {"task": task.to_dict()})
-        sc = Scorer(d)
+        sc = Model(d)
         r = {"train_s": train_s, "size_bytes": dir_bytes(d),
              "dev_auc": auc(task, dev, sc.scores(dev_t)),
              "heldout_auc": auc(task, heldout, sc.scores(ho_t)) if heldout else float("nan"),

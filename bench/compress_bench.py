@@ -8,7 +8,7 @@ For each task (default ``urls,cmdlines``) a ``LinearStudent`` with the task's fe
 is trained on the task's whole train split (one-hot labels), saved, and compressed with
 ``smallworld.student.compress.compress`` (the ``smallworld compress`` command: folding to fewer buckets,
 then float16 or int8 storage; no retraining). Every variant is loaded back from disk and scored on the
-whole dev split with ``Scorer``; size is the bytes of ``model.json`` + ``weights.bin``. The target is a
+whole dev split with ``Model``; size is the bytes of ``model.json`` + ``weights.bin``. The target is a
 model of at most 2 MB (2,000,000 bytes) losing at most 0.002 dev ROC AUC against the float32 2**18 model;
 the smallest variant meeting it is marked. Results also go to ``bench/out/compress_bench.json``.
 """
@@ -37,7 +37,7 @@ TARGET_BYTES, TARGET_LOSS = 2_000_000, 0.002
 
 
 def bench_task(name: str, data: Path, tmp: Path) -> dict:
-    from smallworld.serve.score import Scorer
+    from smallworld.student.model import Model
     from smallworld.student import modelfile
     from smallworld.student.compress import compress, model_bytes
     from smallworld.student.linear import LinearStudent
@@ -59,7 +59,7 @@ def bench_task(name: str, data: Path, tmp: Path) -> dict:
     for bits in DIM_BITS:
         for dtype in DTYPES:
             d = compress(src, tmp / name / f"{dtype}_{bits}", dtype=dtype, dim_bits=bits)
-            auc = roc_auc(task, dev_labels, Scorer(d).scores(dev_texts))
+            auc = roc_auc(task, dev_labels, Model(d).scores(dev_texts))
             rows.append({"dim_bits": bits, "dtype": dtype, "bytes": model_bytes(d), "auc": auc})
     base = next(r["auc"] for r in rows if r["dim_bits"] == 18 and r["dtype"] == "float32")
     for r in rows:

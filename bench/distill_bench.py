@@ -39,7 +39,7 @@ def main() -> None:
         m = train(TrainConfig(task=task, labelled=str(d / "train.jsonl.gz"), dev=str(d / "dev.jsonl.gz"),
                               unlabelled=[str(d / "telemetry.jsonl.gz")], out=str(out), teacher=a.teacher,
                               budget=a.budget, seed_size=a.seed_size, holdout_sources=holdout,
-                              teacher_eval=a.teacher_eval))
+                              teacher_eval=a.teacher_eval)).manifest
         u = m["teacher"].get("usage", {})
         summary[task] = {"metrics": {k: {r: v[r].get("roc_auc") for r in ("teacher", "seed_only", "distilled") if r in v}
                                      for k, v in m["metrics"].items()},
@@ -47,7 +47,7 @@ def main() -> None:
                                              if r in v} for k, v in m["metrics"].items()},
                          "teacher_usage": u, "wall_seconds": round(time.perf_counter() - t0, 1)}
         print(f"\n## {task} (seed {a.seed_size}, budget {a.budget}, held out: {', '.join(holdout)})")
-        print(comparison_table(m))
+        print(comparison_table(m.manifest))
         if u.get("calls"):
             print(f"teacher: {u['calls']} calls in {u['seconds']:.0f} s = {u['calls'] / u['seconds']:.2f} items/s; "
                   f"{u['cache_hits']} cache hits")

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from smallworld import data as D  # noqa: E402
-from smallworld import label as L  # noqa: E402
+from smallworld.teacher import prompting  # noqa: E402
 from smallworld.tasks import Task, load_task, prompt  # noqa: E402
 
 
@@ -61,7 +61,7 @@ def run_task(teacher, task: Task, data: Path, n: int, seed: int) -> list[dict]:
     train = D.read_rows(data / task.name / "train.jsonl.gz")
     dev = D.read_rows(data / task.name / "dev.jsonl.gz")
     seed_rows = sample(train, 500, seed)
-    demos = L.Demonstrations(task, seed_rows, k=3, mode="hybrid")
+    demos = prompting.Demonstrations(task, seed_rows, k=3, mode="hybrid")
     pos = [r for r in dev if r.get("label") == task.positive and 8 <= len(r["text"]) <= 300]
     items = sample(pos, n, seed + 1)
     styles = payloads(task)
@@ -75,7 +75,7 @@ def run_task(teacher, task: Task, data: Path, n: int, seed: int) -> list[dict]:
         shots = demos.for_items(texts)
         prompts = [prompt.build(task, t, s, defend=defend) for t, s in zip(texts, shots)]
         t0 = time.perf_counter()
-        P = L.ask(teacher, task, prompts)
+        P = prompting.ask(teacher, task, prompts)
         print(f"  {task.name} {cond}: {len(prompts)} prompts in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         for o, p in zip(out, P):
             o[cond] = None if np.isnan(p).any() else float(p[task.pos_index])
@@ -121,7 +121,7 @@ def guard_stats(data: Path) -> dict:
 
 
 def add_guarded(rows: list[dict]) -> None:
-    """The guarded arm: the defended prompt's answers, then smallworld.label.guard (no extra teacher calls)."""
+    """The guarded arm: the defended prompt's answers, then smallworld.teacher.prompting.guard (no extra teacher calls)."""
     for r in rows:
         task = load_task(r["task"])
         for cond, text in (("clean", r["clean_text"]), ("injected", r["injected_text"])):
@@ -129,7 +129,7 @@ def add_guarded(rows: list[dict]) -> None:
             P = np.array([[np.nan, np.nan]]) if p is None else np.array([[0.0, 0.0]])
             if p is not None:
                 P[0, task.pos_index], P[0, 1 - task.pos_index] = p, 1 - p
-            G, _ = L.guard(task, [text], P)
+            G, _ = prompting.guard(task, [text], P)
             r[f"{cond}_guarded"] = None if np.isnan(G).any() else float(G[0, task.pos_index])
 
 

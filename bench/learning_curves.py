@@ -98,7 +98,7 @@ def main() -> None:
         for s in a.strategies.split(","):
             if r["strategies"].get(s, {}).get("sizes") == sizes:
                 continue
-            m = train(TrainConfig(out=str(out / f"{task}_{s}"), strategy=s, **base))
+            m = train(TrainConfig(out=str(out / f"{task}_{s}"), strategy=s, **base)).manifest
             r["seed_only"] = {k: {"roc_auc": v["seed_only"]["roc_auc"], "tpr_at_1e-3": v["seed_only"]["tpr_at_fpr"]["0.001"]}
                               for k, v in m["metrics"].items()}
             u = m["teacher"]["usage"]

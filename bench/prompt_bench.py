@@ -31,7 +31,8 @@ import numpy as np
 
 from smallworld import data as D
 from smallworld import evaluate as E
-from smallworld import label as L
+from smallworld import calibrate
+from smallworld.teacher import prompting
 from smallworld.pipeline import TrainConfig, holdout_split, seed_student, self_trained_student, stratified_sample
 from smallworld.tasks import load_task
 from smallworld.teacher import make_teacher
@@ -40,7 +41,7 @@ HOLDOUT = {"cmdlines": ["lolbas"], "urls": ["phishtank-2020-05"]}
 
 
 def variant(task, seed, v):
-    return L.Demonstrations(task, seed, k=3, mode=v.replace("_norubric", ""), rubric=not v.endswith("_norubric"))
+    return prompting.Demonstrations(task, seed, k=3, mode=v.replace("_norubric", ""), rubric=not v.endswith("_norubric"))
 
 
 def auc(task, rows, P):
@@ -69,7 +70,7 @@ def teacher_and_student(a, task, seed, sets, teacher, probs, results):
     Pst = {name: student.predict_proba([task.normalise(r["text"]) for r in rows]) for name, rows in sets.items()}
     for name, rows in sets.items():
         record(task, results, probs, "student (seed-only)", name, rows, Pst[name])
-    cal_rows = L.calibration_rows(L.Demonstrations(task, seed, k=3, mode="fixed"), seed, a.cal, 1)
+    cal_rows = calibrate.calibration_rows(prompting.Demonstrations(task, seed, k=3, mode="fixed"), seed, a.cal, 1)
     y_cal = np.array([task.labels.index(r["label"]) for r in cal_rows])
     S_cal = np.array([cv[r["id"]] for r in cal_rows])
     members = [v for v in a.ensemble.split(",") if (v, "dev") in probs]
@@ -77,14 +78,14 @@ def teacher_and_student(a, task, seed, sets, teacher, probs, results):
     for v in a.combine.split(","):
         for m in (members if v == "ensemble" else [v]):
             if m not in Pcal:
-                Pcal[m] = L.ask(teacher, task, L.build_prompts(task, [r["text"] for r in cal_rows], variant(task, seed, m),
+                Pcal[m] = prompting.ask(teacher, task, prompting.build_prompts(task, [r["text"] for r in cal_rows], variant(task, seed, m),
                                                               exclude_ids=[r["id"] for r in cal_rows]))
         Pc = np.mean([Pcal[m] for m in members], axis=0) if v == "ensemble" else Pcal[v]
-        cal = L.Calibrator(K).fit(Pc, y_cal)
+        cal = calibrate.Calibrator(K).fit(Pc, y_cal)
         # the two rules of label.Combiner: equal (each calibrated on the seed, log-odds summed; the default) and
         # learned (one logistic regression on all log-odds), with the seed-only student, with the self-trained one
         # (the seed plus the teacher's answers for the other items, cross-fitted), and with both (label's default)
-        combs = {rule: L.Combiner(K, rule).fit(Pc, S_cal, y_cal) for rule in L.Combiner.RULES}
+        combs = {rule: calibrate.Combiner(K, rule).fit(Pc, S_cal, y_cal) for rule in calibrate.Combiner.RULES}
         for name, rows in sets.items():
             P = probs[(v, name)]
             probs[(f"{v} calibrated", name)] = cal.transform(P)
@@ -95,14 +96,14 @@ def teacher_and_student(a, task, seed, sets, teacher, probs, results):
             S_self = np.array([cv_self[r["id"]] for r in cal_rows])
             print(f"self-trained student ({v}, {name}): {time.perf_counter() - t0:.1f} s for {int(ok.sum())} items", flush=True)
             record(task, results, probs, f"self-trained student ({v})", name, rows, Pself)
-            for rule in L.Combiner.RULES:
+            for rule in calibrate.Combiner.RULES:
                 tail = "" if rule == "equal" else f" ({rule})"
                 record(task, results, probs, f"{v} + seed student{tail}", name, rows, combs[rule].transform(P, Pst[name]),
                        combs[rule], v)
-                comb = L.Combiner(K, rule).fit(Pc, S_self, y_cal)
+                comb = calibrate.Combiner(K, rule).fit(Pc, S_self, y_cal)
                 record(task, results, probs, f"{v} + self-trained student{tail}", name, rows, comb.transform(P, Pself),
                        comb, v)
-                comb = L.Combiner(K, rule).fit(Pc, [S_cal, S_self], y_cal)  # label's default (equal)
+                comb = calibrate.Combiner(K, rule).fit(Pc, [S_cal, S_self], y_cal)  # label's default (equal)
                 record(task, results, probs, f"{v} + both students{tail}", name, rows,
                        comb.transform(P, [Pst[name], Pself]), comb, v)
     reliability(a, task, sets, probs, [f"{v}" for v in a.combine.split(",")][:1])
@@ -149,6 +150,8 @@ def main() -> None:
                     "(ensemble = the mean of the variants run), e.g. fixed_norubric,fixed,ensemble")
     ap.add_argument("--ensemble", default="zero,fixed", help="variants the ensemble row averages (those run)")
     ap.add_argument("--cal", type=int, default=120, help="seed rows the teacher answers to fit calibration and weights")
+    ap.add_argument("--eval", default=None, help="a labelled file to judge on instead of a held-out source (e.g. "
+                    "bench/handwritten/cmdlines.jsonl): the seed then comes from all of train, and every row is asked")
     ap.add_argument("--out", default="bench/out/prompts")
     a = ap.parse_args()
     task = load_task(a.task)
@@ -157,13 +160,20 @@ def main() -> None:
     d = Path(a.data) / a.task
     labelled = list(D.iter_rows(str(d / "train.jsonl.gz")))
     dev = list(D.iter_rows(str(d / "dev.jsonl.gz")))
-    labelled, heldout = holdout_split(task, labelled, dev, HOLDOUT[a.task])
-    dev = [r for r in dev if r.get("source") not in HOLDOUT[a.task]]
+    if a.eval:
+        heldout = list(D.iter_rows(a.eval))
+        HOLDOUT[a.task] = [Path(a.eval).name]
+    else:
+        labelled, heldout = holdout_split(task, labelled, dev, HOLDOUT[a.task])
+        dev = [r for r in dev if r.get("source") not in HOLDOUT[a.task]]
     seed = stratified_sample(labelled, 500, 0)
     sets = {}
     for name, rows in (("dev", dev), ("heldout", heldout)):
+        if a.eval and name == "heldout":
+            sets[name] = rows
+            continue
         # the class-balanced sample `train --teacher-eval N` asks about (seed 0), so its answers are reused
-        idx = L.balanced_idx(np.array([r["label"] == task.positive for r in rows]), a.n, 2)
+        idx = calibrate.balanced_idx(np.array([r["label"] == task.positive for r in rows]), a.n, 2)
         sets[name] = [rows[i] for i in idx]
     teacher = make_teacher("embedded")
     Path(a.out).mkdir(parents=True, exist_ok=True)
@@ -174,8 +184,8 @@ def main() -> None:
             demos = variant(task, seed, v)
             for name, rows in sets.items():
                 before = teacher.usage.to_dict()
-                prompts = L.build_prompts(task, [r["text"] for r in rows], demos)
-                P = L.ask(teacher, task, prompts)
+                prompts = prompting.build_prompts(task, [r["text"] for r in rows], demos)
+                P = prompting.ask(teacher, task, prompts)
                 after = teacher.usage.to_dict()
                 calls, secs = after["calls"] - before["calls"], after["seconds"] - before["seconds"]
                 ok = ~np.isnan(P).any(axis=1)

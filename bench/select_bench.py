@@ -21,7 +21,7 @@ import time
 def run_one(data: str, rows: int, budget: int, strategy: str) -> dict:
     import numpy as np
 
-    from smallworld import label as L
+    from smallworld import selection
     from smallworld.student.linear import LinearStudent
     from smallworld.tasks import load_task
 
@@ -38,10 +38,10 @@ def run_one(data: str, rows: int, budget: int, strategy: str) -> dict:
         seed = [json.loads(x) for _, x in zip(range(500), f)]
     m = LinearStudent(task.labels, task.features).fit(
         [r["text"] for r in seed], np.array([[r["label"] == lab for lab in task.labels] for r in seed], float))
-    L.select(strategy, pool[:200], 10, student=m, feature_cfg=task.features)  # JIT warm-up
+    selection.select(strategy, pool[:200], 10, student=m, feature_cfg=task.features)  # JIT warm-up
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    sel = L.select(strategy, pool, budget, student=m, feature_cfg=task.features,
+    sel = selection.select(strategy, pool, budget, student=m, feature_cfg=task.features,
                    known_texts=[r["text"] for r in seed])
     dt = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -60,7 +60,7 @@ def main() -> None:
     if a.strategy:
         print(json.dumps(run_one(a.data, a.rows, a.budget, a.strategy)))
         return
-    from smallworld.label import STRATEGIES
+    from smallworld.selection import STRATEGIES
 
     print("| strategy | rows | budget | asked | inherited | seconds | peak RSS growth (MB) |\n|---|---|---|---|---|---|---|")
     for s in STRATEGIES:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from smallworld import data as D
-from smallworld import label as L
+from smallworld.teacher import prompting
 from smallworld.pipeline import TrainConfig, self_trained_student, stratified_sample
 from smallworld.tasks import load_task
 from smallworld.teacher import make_teacher
@@ -38,11 +38,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         teacher = make_teacher("embedded", cache_path=str(Path(tmp) / "cache.sqlite"))
         try:
-            demos = L.Demonstrations(task, seed, k=3, mode=task.prompt)
+            demos = prompting.Demonstrations(task, seed, k=3, mode=task.prompt)
             rows = pool[:a.teacher_items]
-            L.ask_rows(teacher, task, demos, rows[:1], "warm-up", progress=False)  # model load and prefix
+            prompting.ask_rows(teacher, task, demos, rows[:1], "warm-up", progress=False)  # model load and prefix
             t0 = time.perf_counter()
-            L.ask_rows(teacher, task, demos, rows[1:], "teacher", progress=False)
+            prompting.ask_rows(teacher, task, demos, rows[1:], "teacher", progress=False)
             t_teacher = (time.perf_counter() - t0) / max(1, len(rows) - 1)
         finally:
             teacher.close()

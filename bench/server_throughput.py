@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from smallworld import data as D
-from smallworld import label as L
+from smallworld.teacher import prompting
 from smallworld.pipeline import stratified_sample
 from smallworld.tasks import load_task
 from smallworld.teacher import ResponseCache
@@ -45,12 +45,12 @@ def main() -> None:
     d = Path(a.data) / "cmdlines"
     seed = stratified_sample(list(D.iter_rows(str(d / "train.jsonl.gz"))), 500, 0)
     items = [r["text"] for _, r in zip(range(a.n * 4), D.iter_rows(str(d / "telemetry.jsonl.gz")))]
-    demos = L.Demonstrations(task, seed, k=3, mode="fixed")
+    demos = prompting.Demonstrations(task, seed, k=3, mode="fixed")
     choices = [task.answers[lab] for lab in task.labels]
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
         emb = EmbeddedTeacher(n_threads=a.threads, cache=ResponseCache(Path(tmp) / "e.sqlite"))
-        prompts = L.build_prompts(task, items[:a.n], demos)
+        prompts = prompting.build_prompts(task, items[:a.n], demos)
         emb.classify(prompts[:1], choices)  # load the model and the shared prefix
         t0 = time.perf_counter()
         emb.classify(prompts[1:], choices)
@@ -72,7 +72,7 @@ def main() -> None:
             for k, c in enumerate((1, 2, 4)):
                 t = OpenAITeacher(url, concurrency=c, cache=ResponseCache(Path(tmp) / f"s{c}.sqlite"), timeout=300)
                 # different items per level, so the server's own prompt cache cannot replay answers
-                ps = L.build_prompts(task, items[a.n * (k + 1) - 1:a.n * (k + 2) - 1] or items[:a.n], demos)
+                ps = prompting.build_prompts(task, items[a.n * (k + 1) - 1:a.n * (k + 2) - 1] or items[:a.n], demos)
                 t.classify(ps[:1], choices)
                 t0 = time.perf_counter()
                 t.classify(ps[1:], choices)

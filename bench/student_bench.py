@@ -157,7 +157,7 @@ def bench_smallworld(task, train_texts, Y, dev_texts, dev_labels, score_texts, a
     P = m.predict_proba(dev_texts)
     auc = roc_auc(task, dev_labels, P[:, task.pos_index])
 
-    # what `Scorer.scores` does for a two-class model: the fused one-column kernel
+    # what `Model.scores` does for a two-class model: the fused one-column kernel
     w, b0 = features.binary_weights(m.W, m.b, task.pos_index)
 
     def score(texts):

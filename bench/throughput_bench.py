@@ -10,13 +10,13 @@ float32) is trained on ``--train-rows`` rows of the urls train split and saved. 
 each). Measured, best of ``--repeats`` passes, after a warm-up (the JIT cache loaded, the file in the page
 cache):
 
-* **file**: ``smallworld score MODEL FILE --out OUT`` as the command runs it (``Scorer`` +
+* **file**: ``smallworld score MODEL FILE --out OUT`` as the command runs it (``Model`` +
   ``score_stream`` over ``data.iter_rows``: the plain-lines fast path), output to a file in ``--tmp``;
   again with the model folded to 2**16 buckets (``smallworld compress --dim-bits 16``: its weights fit in
   a core's L2 cache); and once end to end as a subprocess (interpreter start, imports, model load included);
-* **list**: ``Scorer.scores(texts)`` on the same items as a Python list of str (read from the file; a list
+* **list**: ``Model.scores(texts)`` on the same items as a Python list of str (read from the file; a list
   of strings scattered in memory scores slower, the strings being read once more than the kernel reads);
-* **single**: median latency of ``Scorer.scores([text])`` over 2000 calls;
+* **single**: median latency of ``Model.scores([text])`` over 2000 calls;
 * **C**: ``smallworld/serve/c/smallworld_score.c`` built with ``cc -O2``, the file on stdin, scores to a file;
 * **reference**: the general path, ``model.predict_proba`` (``features.pack`` + ``features.logits`` +
   softmax) on the list;
@@ -100,7 +100,8 @@ def main(argv=None) -> int:
         os.sched_setaffinity(0, {args.cpu})  # children inherit it
 
     from smallworld import data as D
-    from smallworld.serve.score import Scorer, score_stream
+    from smallworld.serve.score import score_stream
+    from smallworld.student.model import Model
     from smallworld.student import modelfile
     from smallworld.student.compress import compress
     from smallworld.student.linear import LinearStudent
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
     Y[np.arange(len(train)), [task.labels.index(r["label"]) for r in train]] = 1.0
     m = LinearStudent(task.labels, task.features).fit([r["text"] for r in train], Y)
     model_dir = modelfile.save(m, args.tmp / "model", {"task": task.to_dict()})
-    sc = Scorer(model_dir)
+    sc = Model(model_dir)
     n = len(texts)
     res = {"items": n, "bytes_per_item": items_path.stat().st_size / n, "train_rows": len(train), "cpu": args.cpu,
            "loadavg": os.getloadavg(), "features": dict(m.feature_config), "paths": {}}
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
     file_scores = np.array([json.loads(line)["score"] for line in out_path.open(encoding="utf-8")])
     # the same, with the model folded to 2**16 buckets (``smallworld compress --dim-bits 16``): a quarter of
     # the weights to keep in cache
-    small = Scorer(compress(model_dir, args.tmp / "model16", dim_bits=16))
+    small = Model(compress(model_dir, args.tmp / "model16", dim_bits=16))
     with open(args.tmp / "warm.jsonl", "w", encoding="utf-8") as f:
         score_stream(small, D.iter_rows(head), f)
 
@@ -224,7 +225,7 @@ def table(res: dict) -> str:
     rows = [("file (`smallworld score`, plain lines)", "file", d["file"]),
             ("file, model folded to 2**16 buckets", "file_dim16", None),
             ("file, CLI end to end (start-up included)", "file_cli_end_to_end", None),
-            ("Python list (`Scorer.scores`)", "list", d["list"]),
+            ("Python list (`Model.scores`)", "list", d["list"]),
             ("C reference scorer (stdin to file)", "c", d.get("c")),
             ("general path (`predict_proba`)", "reference", 0.0)]
     lines = [f"### urls: {res['items']:,} items of {res['bytes_per_item']:.1f} bytes, one core "

@@ -96,7 +96,7 @@ def train(
                           noisy_check=noisy_check, noisy_needs_student=not noisy_teacher_only, seed=seed, on_error=on_error,
                           student=student)
         m = run_train(cfg)
-        typer.echo(comparison_table(m))
+        typer.echo(comparison_table(m.manifest))
         typer.echo(f"model written to {out}")
 
     _run(go)
@@ -118,10 +118,10 @@ def evaluate(model_dir: str = typer.Argument(...), file: str = typer.Argument(..
     """Evaluate a model on labelled rows: ROC AUC, PR AUC, TPR at FPR, ECE, per source."""
     from . import data as D
     from .evaluate import evaluate as ev
-    from .serve.score import Scorer
+    from .student.model import Model
 
     def go():
-        sc = Scorer(model_dir)
+        sc = Model(model_dir)
         stats = D.ReadStats()
         rows = [r for r in D.iter_rows(file, on_error=on_error, stats=stats) if "label" in r]
         if stats.skipped:
@@ -129,7 +129,7 @@ def evaluate(model_dir: str = typer.Argument(...), file: str = typer.Argument(..
         if not rows:
             raise SmallworldError(f"{file}: no labelled rows")
         D.check_labels(rows, sc.labels, file)
-        P = sc.probs([r["text"] for r in rows])
+        P = sc.predict_proba([r["text"] for r in rows])
         res = ev(sc.labels, sc.labels[sc.pos], [r["label"] for r in rows], P, [r.get("source", "") for r in rows],
                  threshold=float(sc.thresholds.get("best_guess", 0.5)))
         if as_json:
@@ -176,22 +176,16 @@ def label(file: str = typer.Argument(..., help="rows to label"),
     model calibrated on class-balanced seed rows the teacher answered (the students by their group-out-of-fold
     probabilities for them) and their log-odds summed; ``learned``: one logistic regression on all. ``teacher`` is the teacher
     calibrated on the seed (what --teacher-only puts in ``probs``); ``raw`` is the teacher as it answered."""
-    import numpy as np
-
     from . import data as D
-    from . import label as L
+    from .labeller import check_options, label_rows
     from .progress import info
-    from .tasks import load_task, prompt_modes
+    from .tasks import load_task
     from .teacher import make_teacher
 
     def go():
         t = load_task(task)
-        try:
-            prompt_modes(prompt or t.prompt)
-        except ValueError as e:
-            raise SmallworldError(f"--prompt: {e}") from None
-        if combine_rule not in L.Combiner.RULES:
-            raise SmallworldError(f"--combine-rule must be one of {', '.join(L.Combiner.RULES)}")
+        check_options(t, prompt, combine_rule)
+        D.check_output(out)
         stats = D.ReadStats()
         rows = D.read_rows(file, on_error=on_error, stats=stats)
         if stats.skipped:
@@ -202,49 +196,17 @@ def label(file: str = typer.Argument(..., help="rows to label"),
         if labelled:
             seed = [r for r in D.read_rows(labelled, on_error=on_error) if "label" in r]
             D.check_labels(seed, t.labels, labelled)
-        demos = L.Demonstrations(t, seed, k=shots, mode=prompt or t.prompt, rubric=rubric) if seed else \
-            L.Demonstrations(t, [], mode="zero", rubric=rubric)
         te = make_teacher(teacher, cache_path=cache, model=teacher_model, endpoint=endpoint, concurrency=concurrency,
                           timeout=timeout, retries=retries, api_key_env=api_key_env,
                           price_prompt_per_1k=price_prompt, price_completion_per_1k=price_completion)
-        cal = comb = None
         try:
-            if seed and calibration:
-                cal_rows = L.calibration_rows(demos, seed, calibration, 1)
-                P_cal = L.ask_rows(te, t, demos, cal_rows, "teacher: calibration rows", exclude=True)
-                y_cal = np.array([t.labels.index(r["label"]) for r in cal_rows])
-                cal = L.Calibrator(len(t.labels)).fit(P_cal, y_cal)
-            P = L.ask_rows(te, t, demos, rows, "teacher: labelling")
+            res = label_rows(t, rows, te, seed, prompt=prompt, rubric=rubric, shots=shots, calibration=calibration,
+                             combine=combine, combine_rule=combine_rule, self_train=self_train)
         finally:
             te.close()
             info(te.usage.render(), markup=False)
-        Pc = cal.transform(P) if cal is not None else P
-        Pout = Pc
-        if cal is not None and combine:
-            from .pipeline import TrainConfig, seed_student, self_trained_student
-
-            cfg = TrainConfig(task=task, labelled="", out="")
-            texts = [t.normalise(r["text"]) for r in rows]
-            student, cv = seed_student(t, cfg, seed)
-            cvs, students = [cv], [student.predict_proba(texts)]
-            if self_train:
-                ok = ~np.isnan(P).any(axis=1)
-                info(f"self-trained student: the seed and {int(ok.sum()):,} teacher answers, cross-fitted (10 fits; "
-                     "about 3-6 ms an item)", markup=False)
-                Pself = np.full_like(P, np.nan)
-                Pself[ok], cv = self_trained_student(t, cfg, seed, [x for x, k in zip(texts, ok) if k], P[ok])
-                students.append(Pself)
-                cvs.append(cv)
-            comb = L.Combiner(len(t.labels), combine_rule).fit(
-                P_cal, [np.array([cv[r["id"]] for r in cal_rows]) for cv in cvs], y_cal)
-            Pout = comb.transform(P, students)
-        D.write_jsonl(out, ({"id": r["id"], "probs": dict(zip(t.labels, map(_r6, po))),
-                             "teacher": dict(zip(t.labels, map(_r6, pc))), "raw": dict(zip(t.labels, map(_r6, p)))}
-                            for r, p, pc, po in zip(rows, P, Pc, Pout) if not np.isnan(p).any()))
-        how = (f"teacher combined ({combine_rule} rule) with a student trained on the seed"
-               + (" and one also trained on the teacher's answers" if self_train else "") if comb is not None and comb.fitted else
-               "calibrated on the labelled seed" if cal is not None and cal.coef is not None else "")
-        info(f"wrote {out}" + (f" (probabilities: {how})" if how else ""))
+        D.write_jsonl(out, res.records())
+        info(f"wrote {out}" + (f" (probabilities: {res.how})" if res.how else ""))
 
     _run(go)
 
@@ -319,10 +281,11 @@ def score(model_dir: str = typer.Argument(...), file: str = typer.Argument("-", 
                                                                                                  help="jsonl, csv, parquet or lines")):
     """Score rows (JSONL with 'text', CSV, Parquet or plain lines): JSONL rows with id, score and decision."""
     from . import data as D
-    from .serve.score import Scorer, score_stream
+    from .serve.score import score_stream
+    from .student.model import Model
 
     def go():
-        sc = Scorer(model_dir)
+        sc = Model(model_dir)
         stats = D.ReadStats()
         rows = D.iter_rows(file, on_error=on_error, stats=stats, fmt=fmt)
         f = open(out, "w", encoding="utf-8") if out else sys.stdout
@@ -341,27 +304,24 @@ def score(model_dir: str = typer.Argument(...), file: str = typer.Argument("-", 
 def explain(model_dir: str = typer.Argument(...), text: str = typer.Argument(..., help="the item to explain"),
             top: int = typer.Option(10, "--top"), as_json: bool = typer.Option(False, "--json")):
     """Show the n-grams and tokens that drove the student's decision on TEXT."""
-    from .serve.score import Scorer
-    from .student.explain import explain as run_explain
+    from .student.model import Model
 
     def go():
-        sc = Scorer(model_dir)
-        if sc.family != "linear":
-            raise SmallworldError(f"{model_dir}: explain works with linear models; this one is {sc.family}")
-        norm = sc.task.normalise(text) if sc.task else text
-        e = run_explain(sc.model, norm, sc.pos, top)
+        sc = Model(model_dir)
+        e = sc.explain(text, top)
         if as_json:
-            typer.echo(json.dumps(e))
+            typer.echo(json.dumps(e.to_dict()))
             return
-        p = e["probs"][sc.pos]
-        thr = float(sc.thresholds.get("best_guess", 0.5))
-        typer.echo(f"P({sc.labels[sc.pos]}) = {p:.4f} (best-guess threshold {thr:.4f}); margin {e['margin']:+.3f} "
-                   f"= bias {e['bias']:+.3f} + {e['n_features']} feature occurrences")
-        typer.echo(f"toward {sc.labels[sc.pos]}:")
-        for k, v in e["toward"]:
+        thr = sc.threshold("best_guess")
+        typer.echo(f"P({sc.positive}) = {e.probability:.4f} (best-guess threshold {thr:.4f}); margin {e.margin:+.3f} "
+                   f"= bias {e.bias:+.3f} + {e.n_features} feature occurrences")
+        if e.text != text:
+            typer.echo(f"as the model sees it: {e.text}")
+        typer.echo(f"toward {sc.positive}:")
+        for k, v in e.toward:
             typer.echo(f"  {v:+.4f}  {k}")
         typer.echo("against:")
-        for k, v in e["against"]:
+        for k, v in e.against:
             typer.echo(f"  {v:+.4f}  {k}")
 
     _run(go)

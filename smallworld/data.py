@@ -13,13 +13,14 @@ import io
 import json
 import math
 import re
+import os
 import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import DataError
+from .errors import DataError, SmallworldError
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a single row larger than this is an error (or a counted skip)
 TEXT_EXT = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz", ".csv", ".csv.gz",
@@ -499,6 +500,21 @@ def check_labels(rows: list[dict], labels: tuple[str, ...], path: str) -> None:
     if bad:
         examples = ", ".join(f"{k!r} (row id {v})" for k, v in list(bad.items())[:5])
         raise DataError(f"{path}: labels {examples} are not among the task's labels {list(labels)}")
+
+
+def check_output(path: str | Path) -> Path:
+    """An output file's path, checked before any work is done: not a directory, and its folder exists or can
+    be made (it is made). Nothing is written to the file itself."""
+    path = Path(path)
+    if path.is_dir():
+        raise SmallworldError(f"{path}: is a directory; give a file name for the output")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SmallworldError(f"{path}: cannot create its folder: {e.strerror or e}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise SmallworldError(f"{path}: its folder {path.parent} is not writable")
+    return path
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .pipeline import TrainConfig, comparison_table, train
+from .pipeline import TrainConfig, TrainResult, comparison_table, train
 from .progress import info
 
 EXAMPLES = Path(__file__).parent / "examples"
 
 
-def run_demo(data: str, out: str, budget: int = 300, seed_size: int = 500, teacher: str = "embedded") -> dict:
+def run_demo(data: str, out: str, budget: int = 300, seed_size: int = 500, teacher: str = "embedded") -> TrainResult:
     d = Path(data) / "cmdlines"
     if (d / "train.jsonl.gz").exists():
         info(f"[bold]demo[/]: cmdlines from {d} — {seed_size}-row seed, teacher budget {budget} telemetry rows, "
@@ -30,7 +30,7 @@ def run_demo(data: str, out: str, budget: int = 300, seed_size: int = 500, teach
                           out=out, teacher=teacher, budget=budget, calibration=24, teacher_eval=24)
     m = train(cfg)
     info("\n[bold]three-row comparison[/] (teacher, student on the seed alone, distilled student)")
-    print(comparison_table(m))
+    print(comparison_table(m.manifest))
     print(f"\nmodel: {out}/model.json + weights.bin; manifest: {out}/manifest.json")
     print(f"score new events:  .venv/bin/smallworld score {out} events.jsonl")
     return m

@@ -19,7 +19,9 @@ import numpy as np
 
 from . import data as D
 from . import evaluate as E
-from . import label as L
+from . import calibrate
+from .teacher import prompting
+from . import selection
 from .errors import SmallworldError
 from .progress import info
 from .student import modelfile
@@ -77,13 +79,31 @@ class TrainConfig:
     def __post_init__(self):
         if self.student not in ("linear", "cnn"):
             raise SmallworldError("--student must be linear or cnn")
-        if self.combine_rule not in L.Combiner.RULES:
-            raise SmallworldError(f"--combine-rule must be one of {', '.join(L.Combiner.RULES)}")
+        if self.combine_rule not in calibrate.Combiner.RULES:
+            raise SmallworldError(f"--combine-rule must be one of {', '.join(calibrate.Combiner.RULES)}")
         if self.prompt is not None:
             try:
                 prompt_modes(self.prompt)
             except ValueError as e:
                 raise SmallworldError(f"--prompt: {e}") from None
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` made: the model directory, the loaded distilled student, and the manifest (inputs,
+    configuration, teacher usage, metrics, thresholds, timings, artifacts)."""
+    out: Path
+    manifest: dict
+
+    @property
+    def model(self):
+        from .student.model import Model
+
+        return Model(self.out)
+
+    @property
+    def metrics(self) -> dict:
+        return self.manifest.get("metrics", {})
 
 
 def sha256_file(path: str) -> str:
@@ -178,7 +198,7 @@ def _noisy_handling(cfg: TrainConfig, seed_rows: list[dict], Y: np.ndarray, w: n
         if cfg.noisy == "drop":
             w[i] = 0.0
         elif cfg.noisy == "relabel":
-            Y[i] = L.sharpen(p[None, :], cfg.temperature)[0]
+            Y[i] = calibrate.sharpen(p[None, :], cfg.temperature)[0]
         else:  # downweight
             w[i] *= 0.25
     return Y, w
@@ -229,7 +249,7 @@ def self_trained_student(task: Task, cfg: TrainConfig, seed_rows: list[dict], te
     st = [task.normalise(r["text"]) for r in seed_rows]
     Ys, ws = onehot(task, [r["label"] for r in seed_rows]), np.ones(len(seed_rows))
     wt = np.full(len(texts), cfg.beta)
-    P_items = cross_val_proba(task, cfg, texts, P, wt, groups=list(L.near_duplicate_clusters(texts, cfg.seed)),
+    P_items = cross_val_proba(task, cfg, texts, P, wt, groups=list(selection.near_duplicate_clusters(texts, cfg.seed)),
                               always=(st, Ys, cfg.alpha * ws)) if len(texts) else np.zeros((0, len(task.labels)))
     cv = cross_val_proba(task, cfg, st, Ys, cfg.alpha * ws, groups=row_groups(seed_rows), always=(texts, P, wt))
     return P_items, dict(zip([r["id"] for r in seed_rows], cv))
@@ -265,8 +285,8 @@ def fit_distilled(task: Task, cfg: TrainConfig, seed_texts: list[str], Y_seed: n
     allt = list(seed_texts)
     if len(P):
         allt += texts
-        T.append(L.sharpen(P, cfg.temperature))
-        W.append(cfg.beta * w_teacher * (L.confidence(P) if cfg.confidence_weight else 1.0))
+        T.append(calibrate.sharpen(P, cfg.temperature))
+        W.append(cfg.beta * w_teacher * (calibrate.confidence(P) if cfg.confidence_weight else 1.0))
     if cfg.student == "cnn":
         from .student.cnn import CNNStudent
 
@@ -303,8 +323,8 @@ def train(cfg: TrainConfig) -> dict:
         raise SmallworldError("--targets must be raw, calibrated or combined")
     if cfg.noisy not in ("keep", "drop", "relabel", "downweight"):
         raise SmallworldError("--noisy must be keep, drop, relabel or downweight")
-    if cfg.strategy not in L.STRATEGIES:
-        raise SmallworldError(f"--strategy must be one of {', '.join(L.STRATEGIES)}")
+    if cfg.strategy not in selection.STRATEGIES:
+        raise SmallworldError(f"--strategy must be one of {', '.join(selection.STRATEGIES)}")
     if cfg.rounds < 1:
         raise SmallworldError("--rounds must be at least 1")
     if cfg.round_sizes:
@@ -368,18 +388,18 @@ def train(cfg: TrainConfig) -> dict:
                                concurrency=cfg.concurrency, timeout=cfg.timeout, retries=cfg.retries,
                                api_key_env=cfg.api_key_env, price_prompt_per_1k=cfg.price_prompt_per_1k,
                                price_completion_per_1k=cfg.price_completion_per_1k)
-        demos = L.Demonstrations(task, seed_rows, k=cfg.shots, mode=cfg.prompt, rubric=cfg.rubric)
+        demos = prompting.Demonstrations(task, seed_rows, k=cfg.shots, mode=cfg.prompt, rubric=cfg.rubric)
         try:
-            cal_rows = L.calibration_rows(demos, seed_rows, cfg.calibration, cfg.seed + 1)
-            P_cal_raw = L.ask_rows(teacher, task, demos, cal_rows, "teacher: calibration rows", cfg.progress, exclude=True)
+            cal_rows = calibrate.calibration_rows(demos, seed_rows, cfg.calibration, cfg.seed + 1)
+            P_cal_raw = prompting.ask_rows(teacher, task, demos, cal_rows, "teacher: calibration rows", cfg.progress, exclude=True)
             y_cal = np.array([task.labels.index(r["label"]) for r in cal_rows], dtype=int)
-            cal = L.Calibrator(len(task.labels)).fit(P_cal_raw, y_cal)
+            cal = calibrate.Calibrator(len(task.labels)).fit(P_cal_raw, y_cal)
             P_cal = cal.transform(P_cal_raw)
             # the noisy-label check: calibration rows, plus --noisy-check more seed rows
             in_cal = {r["id"] for r in cal_rows}
             rest = [r for r in seed_rows if r["id"] not in in_cal and r["id"] not in demos.fixed_ids()]
-            extra = [rest[i] for i in L.sample_idx(len(rest), cfg.noisy_check, cfg.seed + 4)] if cfg.noisy_check else []
-            P_extra = cal.transform(L.ask_rows(teacher, task, demos, extra, "teacher: noisy-label check",
+            extra = [rest[i] for i in calibrate.sample_idx(len(rest), cfg.noisy_check, cfg.seed + 4)] if cfg.noisy_check else []
+            P_extra = cal.transform(prompting.ask_rows(teacher, task, demos, extra, "teacher: noisy-label check",
                                                cfg.progress, exclude=True))
             cv = seed_cross_val(task, cfg, seed_rows, seed_texts, Y_seed, w_seed)
             noisy: dict[str, np.ndarray] = {}
@@ -398,7 +418,7 @@ def train(cfg: TrainConfig) -> dict:
                 noisy[r["id"]] = p
             Y_s, w_s = _noisy_handling(cfg, seed_rows, Y_seed, w_seed, noisy)
             # teacher and seed-only student together, fitted on the calibration rows (documented in Combiner)
-            comb = L.Combiner(len(task.labels), cfg.combine_rule).fit(P_cal_raw, np.array([cv[r["id"]] for r in cal_rows]), y_cal)
+            comb = calibrate.Combiner(len(task.labels), cfg.combine_rule).fit(P_cal_raw, np.array([cv[r["id"]] for r in cal_rows]), y_cal)
 
             def targets(P_raw: np.ndarray, idx: list[int]) -> np.ndarray:
                 if cfg.targets == "calibrated":
@@ -407,15 +427,15 @@ def train(cfg: TrainConfig) -> dict:
                     return comb.transform(P_raw, seed_only.predict_proba([task.normalise(unl[i]["text"]) for i in idx]))
                 return P_raw
 
-            folded = {L._fold(r["text"]) for r in seed_rows}
+            folded = {selection._fold(r["text"]) for r in seed_rows}
             budgets = [int(b) for b in cfg.round_sizes] or \
                 [cfg.budget // cfg.rounds + (1 if r < cfg.budget % cfg.rounds else 0) for r in range(cfg.rounds)]
             for rnd, b in enumerate(budgets):
                 student = None if rnd == 0 and cfg.strategy in ("random", "dedup") else distilled
-                sel = L.select(cfg.strategy, unl, b, student=student, feature_cfg=dict(task.features),
+                sel = selection.select(cfg.strategy, unl, b, student=student, feature_cfg=dict(task.features),
                                known_texts=seed_texts + [task.normalise(unl[i]["text"]) for i in asked],
                                seed=cfg.seed + rnd, exclude=folded, normalise=task.normalise)
-                P, A = L.ask_rows(teacher, task, demos, [unl[i] for i in sel.ask],
+                P, A = prompting.ask_rows(teacher, task, demos, [unl[i] for i in sel.ask],
                                   f"teacher: round {rnd + 1}/{cfg.rounds}", cfg.progress, with_agreement=True)
                 base = len(asked)
                 asked += sel.ask
@@ -424,8 +444,8 @@ def train(cfg: TrainConfig) -> dict:
                 for pos, rep in enumerate(sel.ask):
                     for m in sel.members.get(rep, []):
                         inherit.append((m, base + pos))
-                folded |= {L._fold(unl[i]["text"]) for i in sel.ask}
-                folded |= {L._fold(unl[m]["text"]) for rep in sel.ask for m in sel.members.get(rep, [])}
+                folded |= {selection._fold(unl[i]["text"]) for i in sel.ask}
+                folded |= {selection._fold(unl[m]["text"]) for rep in sel.ask for m in sel.members.get(rep, [])}
                 distilled = _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw_asked, A_asked,
                                        inherit)
                 rounds_info.append({"round": rnd + 1, "asked": len(sel.ask), "teacher_calls": len(asked),
@@ -434,9 +454,9 @@ def train(cfg: TrainConfig) -> dict:
                                     "metrics": _curve_point(task, distilled, eval_sets)})
             for name, rows in (("dev", dev), ("heldout", heldout)):
                 if rows and cfg.teacher_eval:
-                    idx = L.balanced_idx(np.array([r["label"] == task.positive for r in rows]), cfg.teacher_eval,
+                    idx = calibrate.balanced_idx(np.array([r["label"] == task.positive for r in rows]), cfg.teacher_eval,
                                          cfg.seed + 2)
-                    Pt = L.ask_rows(teacher, task, demos, [rows[i] for i in idx],
+                    Pt = prompting.ask_rows(teacher, task, demos, [rows[i] for i in idx],
                                     f"teacher: {name} rows (evaluation)", cfg.progress)
                     teacher_eval[name] = (idx, cal.transform(Pt), Pt)
         finally:
@@ -520,7 +540,7 @@ def train(cfg: TrainConfig) -> dict:
                 "artifacts": {str(p.relative_to(out)): sha256_file(str(p)) for p in sorted(out.rglob("*"))
                               if p.is_file() and p.name != "manifest.json"} | {"manifest.json": None}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return manifest
+    return TrainResult(out, manifest)
 
 
 def _curve_point(task: Task, student, eval_sets: dict) -> dict:

@@ -22,7 +22,7 @@ from . import data as D
 from . import evaluate as E
 from .errors import SmallworldError
 from .pipeline import holdout_split
-from .serve.score import Scorer
+from .student.model import Model
 from .tasks import Task
 
 MAX_EXAMPLES = 15
@@ -95,7 +95,7 @@ def _plt():
 class Scored:
     """One evaluation set scored by both students: y (1 = positive), P(positive), sources."""
 
-    def __init__(self, name: str, rows: list[dict], task: Task, models: dict[str, Scorer]):
+    def __init__(self, name: str, rows: list[dict], task: Task, models: dict[str, Model]):
         self.name = name
         self.rows = rows
         self.y = np.array([r["label"] == task.positive for r in rows], dtype=int)
@@ -260,7 +260,7 @@ def fig_agreement(t: np.ndarray, s: np.ndarray, task: Task):
 
 # -- numbers -------------------------------------------------------------------------------------------------
 
-def student_cost(scorer: Scorer, texts: list[str], cpu_price_per_hour: float, min_items: int = 50_000) -> dict:
+def student_cost(scorer: Model, texts: list[str], cpu_price_per_hour: float, min_items: int = 50_000) -> dict:
     """Seconds (one core) and $ per million events for the student, measured by scoring these texts."""
     texts = texts or ["x"]
     batch = (texts * (min_items // len(texts) + 1))[:min_items]
@@ -285,7 +285,7 @@ def teacher_cost(usage: dict) -> dict | None:
             "usd_per_million": usage.get("cost", 0.0) / calls * 1e6 if priced else None}
 
 
-def agreement(model_dir: Path, manifest: dict, task: Task, scorer: Scorer) -> dict | None:
+def agreement(model_dir: Path, manifest: dict, task: Task, scorer: Model) -> dict | None:
     p = model_dir / "teacher_labels.jsonl"
     if not p.is_file():
         return None
@@ -294,7 +294,7 @@ def agreement(model_dir: Path, manifest: dict, task: Task, scorer: Scorer) -> di
     if not rows:
         return None
     T = np.array([r[key] for r in rows], dtype=float)
-    S = scorer.probs([r["text"] for r in rows])
+    S = scorer.predict_proba([r["text"] for r in rows])
     t, s = T[:, task.pos_index], S[:, task.pos_index]
     agree = T.argmax(1) == S.argmax(1)
     order = np.argsort(-np.abs(t - s))
@@ -348,13 +348,13 @@ def build(run_dir: str | Path, cpu_price_per_hour: float = 0.05) -> dict:
     model_dir = resolve_run(run_dir)
     manifest = load_manifest(model_dir)
     notes: list[str] = []
-    scorer = Scorer(model_dir)
+    scorer = Model(model_dir)
     task = scorer.task
     if task is None:
         raise SmallworldError(f"{model_dir}/model.json: no task definition; cannot report")
     models = {"distilled": scorer}
     if (model_dir / "seed_only" / "model.json").is_file():
-        models["seed_only"] = Scorer(model_dir / "seed_only")
+        models["seed_only"] = Model(model_dir / "seed_only")
     sets = [Scored(n, rows, task, models) for n, rows in eval_sets(manifest, task, notes).items()]
     sets_ok = [s for s in sets if s.both]
     for s in sets:

@@ -24,7 +24,7 @@ import numpy as np
 from . import data as D
 from .errors import SmallworldError
 from .report import disagreement_rows, load_manifest, prob_rows, resolve_run
-from .serve.score import Scorer
+from .student.model import Model
 
 COLUMNS = ("id", "text", "reason", "teacher_probs", "student_probs", "given_label", "choices", "decision")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r", "'")  # a spreadsheet would run a cell starting like this
@@ -62,7 +62,7 @@ def _margin(p: np.ndarray) -> np.ndarray:
 def build_queue(run_dir: str | Path, n: int = 50, unlabelled: list[str] = (), on_error: str = "raise") -> list[dict]:
     model_dir = resolve_run(run_dir)
     manifest = load_manifest(model_dir)
-    sc = Scorer(model_dir)
+    sc = Model(model_dir)
     labels = sc.labels
     items: dict[str, dict] = {}  # by text: the strongest reason wins
 
@@ -75,7 +75,7 @@ def build_queue(run_dir: str | Path, n: int = 50, unlabelled: list[str] = (), on
 
     dis = disagreement_rows(model_dir)
     if dis:
-        S = sc.probs([d["text"] for d in dis])
+        S = sc.predict_proba([d["text"] for d in dis])
         for d, s in zip(dis, S):
             tp = d.get("probs") if isinstance(d.get("probs"), list) and len(d["probs"]) == len(labels) else None
             add(d.get("id"), d["text"], "label_contradicted", 3.0 + (max(tp) if tp else 0.0), tp, s, d.get("label"))
@@ -85,7 +85,7 @@ def build_queue(run_dir: str | Path, n: int = 50, unlabelled: list[str] = (), on
         rows = prob_rows(tl, key, len(labels))
         if rows:
             T = np.array([r[key] for r in rows], dtype=float)
-            S = sc.probs([r["text"] for r in rows])
+            S = sc.predict_proba([r["text"] for r in rows])
             M = _margin(S)
             for r, t, s, m in zip(rows, T, S, M):
                 if t.argmax() != s.argmax():
@@ -95,7 +95,7 @@ def build_queue(run_dir: str | Path, n: int = 50, unlabelled: list[str] = (), on
     for path in unlabelled:
         rows = D.read_rows(path, on_error=on_error)
         if rows:
-            S = sc.probs([r["text"] for r in rows])
+            S = sc.predict_proba([r["text"] for r in rows])
             for r, s, m in zip(rows, S, _margin(S)):
                 add(r["id"], r["text"], "low_confidence", 1.0 - float(m), None, s, r.get("label"))
     out = sorted(items.values(), key=lambda x: (-x["_priority"], x["id"]))[:n]

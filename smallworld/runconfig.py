@@ -249,7 +249,7 @@ def run(config: str | Path, overrides: list[str] = (), out: str | None = None, f
         from .pipeline import comparison_table, train
 
         m = train(cfg)
-        echo(comparison_table(m))
+        echo(comparison_table(m.manifest))
 
     stage("train", train_key(cfg, inputs), [manifest_path, model_dir / "model.json"], do_train)
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))

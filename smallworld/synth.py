@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from . import label as L
+from .teacher import prompting
+from . import selection
 from .errors import SmallworldError
 from .tasks import Task
 
@@ -324,14 +325,14 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
                     cand.append((it, e))
 
     # cheap filters first
-    train_fold = {L._fold(r["text"]) for r in train_rows}
+    train_fold = {selection._fold(r["text"]) for r in train_rows}
     seen: set[str] = set()
     kept: list[tuple[str, Entry]] = []
     for i, (text, e) in enumerate(cand):
         if shape.email:
             text, slots = repair_email(text, seed * 100003 + i)
             rep.repaired += bool(slots)
-        f = L._fold(text)
+        f = selection._fold(text)
         if not valid(task, text, e):
             rep.drop("invalid", e.id)
         elif not shape.min_chars <= len(text) <= shape.max_chars:
@@ -350,7 +351,7 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
 
     # near-duplicates (MinHash, the same rule as selection's dedup): in the batch, then against training data
     if kept:
-        cl = L.near_duplicate_clusters([task.normalise(t) for t, _ in kept], seed)
+        cl = selection.near_duplicate_clusters([task.normalise(t) for t, _ in kept], seed)
         nd = [(t, e) for j, (t, e) in enumerate(kept) if cl[j] == j]
         for j, (t, e) in enumerate(kept):
             if cl[j] != j:
@@ -358,12 +359,12 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
         kept = nd
     novelty = np.ones(len(kept))
     if kept and train_rows:
-        perms = L.MINHASH["perms"]
-        sk = L.minhash_signatures([task.normalise(t) for t, _ in kept], perms, seed)
-        st = L.minhash_signatures([task.normalise(r["text"]) for r in train_rows], perms, seed)
+        perms = selection.MINHASH["perms"]
+        sk = selection.minhash_signatures([task.normalise(t) for t, _ in kept], perms, seed)
+        st = selection.minhash_signatures([task.normalise(r["text"]) for r in train_rows], perms, seed)
         sim = max_similarity(sk, st)
         novelty = 1 - sim
-        ok = sim < L.MINHASH["threshold"]
+        ok = sim < selection.MINHASH["threshold"]
         for (t, e), k in zip(kept, ok):
             if not k:
                 rep.drop("near-duplicate of training data", e.id)
@@ -374,8 +375,8 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
     p_int = np.full(len(kept), np.nan)
     if kept and verify:
         labelled = [r for r in train_rows if r.get("label") in task.labels]
-        demos = L.Demonstrations(task, labelled) if len({r["label"] for r in labelled}) >= 2 else None
-        P = L.ask_rows(teacher, task, demos, [{"id": f"s{i}", "text": t} for i, (t, _) in enumerate(kept)],
+        demos = prompting.Demonstrations(task, labelled) if len({r["label"] for r in labelled}) >= 2 else None
+        P = prompting.ask_rows(teacher, task, demos, [{"id": f"s{i}", "text": t} for i, (t, _) in enumerate(kept)],
                        "teacher: verifying", progress)
         p_int = np.array([P[i, task.labels.index(e.label)] for i, (_, e) in enumerate(kept)])
         ok = ~np.isnan(p_int) & (p_int >= threshold)

@@ -25,6 +25,8 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA / "cmdlines" / "train.jsonl.gz").exists():
+        if os.environ.get("CI"):  # in CI a missing data set is a failure, never a silent skip
+            pytest.fail(f"shared data not found at {DATA} (set SMALLWORLD_DATA)")
         pytest.skip(f"shared data not found at {DATA}")
     return DATA
 

@@ -11,7 +11,7 @@ import pytest
 
 from smallworld import data as D
 from smallworld.errors import ModelFileError
-from smallworld.serve.score import Scorer
+from smallworld.student.model import Model
 from smallworld.student import modelfile
 from smallworld.student.linear import LinearStudent
 from smallworld.tasks import load_task
@@ -94,10 +94,10 @@ def models(data_dir, tmp_path_factory):
 @pytest.mark.parametrize("name", ["urls", "cmdlines"])
 def test_c_scores_equal_python_scores(c_scorer, models, texts, name, dtype):
     d = models[name, dtype]
-    sc = Scorer(d)
+    sc = Model(d)
     assert sc.labels[sc.pos] == ("phishing" if name == "urls" else "malicious")
     py = sc.scores(texts)
-    ref = sc.model.predict_proba(texts)[:, sc.pos]  # the reference kernel, whatever path Scorer takes
+    ref = sc.model.predict_proba(texts)[:, sc.pos]  # the reference kernel, whatever path Model takes
     c = scores_c(c_scorer, d, texts)
     assert np.abs(c - py).max() < 1e-6
     assert np.abs(c - ref).max() < 1e-6
@@ -109,12 +109,12 @@ def test_three_classes_without_a_task_score_the_first_label(c_scorer, tmp_path):
     Y = np.eye(3)[[0, 1, 0, 2, 2]]
     m = LinearStudent(("bad", "good", "meh"), {"dim_bits": 10}).fit(texts, Y)
     d = modelfile.save(m, tmp_path / "m")
-    assert np.abs(scores_c(c_scorer, d, texts) - Scorer(d).scores(texts)).max() < 1e-6
+    assert np.abs(scores_c(c_scorer, d, texts) - Model(d).scores(texts)).max() < 1e-6
 
 
 def test_line_handling_crlf_long_lines_and_no_final_newline(c_scorer, models):
     d = models["urls", "float32"]
-    sc = Scorer(d)
+    sc = Model(d)
     # lines longer than the C reader's 1 MiB block, "\r" runs split across blocks, blank lines, no final newline
     items = ["http://a.example/login", "", "b" * 1_500_000, "http://c.example/" + "\r" * 3,
              "z" * 597_096 + "\r" * 20,  # its "\r" run straddles the second block boundary (2 MiB)

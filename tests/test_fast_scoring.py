@@ -13,7 +13,8 @@ from conftest import cli
 from smallworld import data as D
 from smallworld.errors import DataError
 from smallworld.serve import score as S
-from smallworld.serve.score import Scorer, score_stream
+from smallworld.serve.score import score_stream
+from smallworld.student.model import Model
 from smallworld.student import features, modelfile
 from smallworld.student.linear import LinearStudent
 from smallworld.tasks import load_task
@@ -72,10 +73,10 @@ def test_scorer_scores_use_the_fast_kernel_and_equal_the_reference(tmp_path, url
     task = load_task("urls")
     m = _random_model(task.features | {"dim_bits": 14}, ("benign", "phishing"))
     d = modelfile.save(m, tmp_path / "m", {"task": task.to_dict()})
-    sc = Scorer(d)
+    sc = Model(d)
     assert sc.binary is not None
     texts = url_texts + ODD
-    assert np.abs(sc.scores(texts) - sc.probs(texts)[:, sc.pos]).max() < 1e-12
+    assert np.abs(sc.scores(texts) - sc.predict_proba(texts)[:, sc.pos]).max() < 1e-12
     assert sc.scores([]).shape == (0,)
 
 
@@ -158,7 +159,7 @@ def _both(scorer, path, **kw):
 
 
 def test_plain_lines_output_is_the_general_paths_byte_for_byte(url_model, url_texts, tmp_path):
-    sc = Scorer(url_model)
+    sc = Model(url_model)
     lines = url_texts + [t for t in ODD if t != "a\ud800b"] + ["", "   ", "\u3000\u00a0", "crlf\r", "many-cr\r\r\r", "\r",
                                                                "http://x/\u2028y"]
     body = "\n".join(lines * 20)  # ~5 MB: more than one block; no final newline
@@ -183,7 +184,7 @@ def test_plain_lines_output_is_the_general_paths_byte_for_byte(url_model, url_te
 @pytest.mark.parametrize("bad,reason", [(b"nul\x00byte", "NUL bytes"), (b"bad \xff utf8", "invalid UTF-8"),
                                         (b"surrogate \xed\xa0\x80", "invalid UTF-8")])
 def test_bad_lines_are_refused_or_skipped_as_the_reader_does(url_model, url_texts, tmp_path, bad, reason):
-    sc = Scorer(url_model)
+    sc = Model(url_model)
     p = tmp_path / "bad.txt"
     p.write_bytes(b"\n".join([t.encode() for t in url_texts[:500]] + [bad] + [t.encode() for t in url_texts[500:900]]))
     fast, general, fs, gs = _both(sc, p, on_error="skip")
@@ -194,7 +195,7 @@ def test_bad_lines_are_refused_or_skipped_as_the_reader_does(url_model, url_text
 
 def test_overlong_lines_are_refused_or_skipped_as_the_reader_does(url_model, tmp_path, monkeypatch):
     monkeypatch.setattr(D, "MAX_LINE_BYTES", 1000)
-    sc = Scorer(url_model)
+    sc = Model(url_model)
     p = tmp_path / "long.txt"
     for body in (b"short\n" + b"y" * 999 + b"\nafter\n",  # 999 bytes + newline = 1000: fine
                  b"short\n" + b"y" * 1000 + b"\nafter\n" + b"z" * 5000 + b"\nend",  # too long, both
@@ -219,7 +220,7 @@ def test_blocks_are_whole_lines_with_their_numbers(tmp_path, monkeypatch):
 
 def test_other_inputs_and_models_take_the_general_path(tmp_path, url_model):
     # JSONL rows, --probs, three classes and a normalising task keep their output
-    sc = Scorer(url_model)
+    sc = Model(url_model)
     p = tmp_path / "rows.jsonl"
     p.write_text("".join(json.dumps({"id": f"r{i}", "text": t}) + "\n" for i, t in enumerate(ODD)))
     assert not isinstance(D.iter_rows(p), D.LineRows)
@@ -228,7 +229,7 @@ def test_other_inputs_and_models_take_the_general_path(tmp_path, url_model):
     first = json.loads(f.getvalue().splitlines()[0])
     assert first["id"] == "r0" and set(first["probs"]) == {"phishing", "benign"}
     m = LinearStudent(("a", "b", "c"), {"dim_bits": 10}).fit(["x", "y", "z"], np.eye(3))
-    sc3 = Scorer(modelfile.save(m, tmp_path / "m3"))
+    sc3 = Model(modelfile.save(m, tmp_path / "m3"))
     assert sc3.binary is None
     q = tmp_path / "l.txt"
     q.write_text("x\ny\n\nz\n")
@@ -237,7 +238,7 @@ def test_other_inputs_and_models_take_the_general_path(tmp_path, url_model):
     assert [json.loads(x)["id"] for x in out.getvalue().splitlines()] == ["1", "2", "4"]
     task = load_task("emails")
     m = LinearStudent(("spam", "ham"), {"dim_bits": 10}).fit(["Buy NOW", "hello"], np.eye(2))
-    sc_e = Scorer(modelfile.save(m, tmp_path / "me", {"task": task.to_dict() | {"labels": ["spam", "ham"],
+    sc_e = Model(modelfile.save(m, tmp_path / "me", {"task": task.to_dict() | {"labels": ["spam", "ham"],
                                                                                  "positive": "spam"}}))
     f1, f2, _, _ = _both(sc_e, q)
     assert f1 == f2

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from smallworld import label as L
+from smallworld.teacher import prompting
 from smallworld.errors import TeacherError
 from smallworld.tasks import load_task
 from smallworld.teacher import ResponseCache
@@ -24,7 +24,7 @@ def _prompts(task):
     from smallworld.demo import EXAMPLES
 
     seed = D.read_rows(EXAMPLES / "cmdlines_seed.jsonl")
-    return L.build_prompts(task, CMDS, L.Demonstrations(task, seed, k=2, mode="fixed"))
+    return prompting.build_prompts(task, CMDS, prompting.Demonstrations(task, seed, k=2, mode="fixed"))
 
 
 @pytest.mark.parametrize("endpoint", ["completions", "chat"])
@@ -33,7 +33,7 @@ def test_probabilities_from_top_logprobs(llama_server, tmp_path, endpoint):
     t = OpenAITeacher(llama_server.url, endpoint=endpoint, concurrency=2, cache=ResponseCache(tmp_path / "c.sqlite"))
     if endpoint == "chat":
         t.min_mass = 0.05  # a 135M chat model puts little mass on a bare yes/no; read what there is
-    P = L.ask(t, task, _prompts(task))
+    P = prompting.ask(t, task, _prompts(task))
     usable = ~np.isnan(P).any(axis=1)
     assert usable.sum() >= 2, P  # SmolLM2 is a weak labeller, but it answers yes/no
     assert np.allclose(P[usable].sum(axis=1), 1.0)
@@ -42,7 +42,7 @@ def test_probabilities_from_top_logprobs(llama_server, tmp_path, endpoint):
     # the same questions again: all from the cache, nothing asked
     t2 = OpenAITeacher(llama_server.url, endpoint=endpoint, cache=ResponseCache(tmp_path / "c.sqlite"))
     t2.min_mass = t.min_mass
-    P2 = L.ask(t2, task, _prompts(task))
+    P2 = prompting.ask(t2, task, _prompts(task))
     assert t2.usage.calls == 0 and t2.usage.cache_hits == len(CMDS)
     assert np.allclose(np.nan_to_num(P), np.nan_to_num(P2))
 
@@ -154,10 +154,10 @@ def test_prompt_ensemble_averages_its_members_and_reports_agreement(llama_server
     seed = D.read_rows(EXAMPLES / "cmdlines_seed.jsonl")
     rows = [{"id": f"r{i}", "text": c} for i, c in enumerate(CMDS)]
     t = OpenAITeacher(llama_server.url, concurrency=2, cache=ResponseCache(tmp_path / "c.sqlite"))
-    ens = L.Demonstrations(task, seed, k=2, mode="fixed+similar")  # SmolLM2 needs demonstrations to answer
-    P, A = L.ask_rows(t, task, ens, rows, "ensemble", progress=False, with_agreement=True)
+    ens = prompting.Demonstrations(task, seed, k=2, mode="fixed+similar")  # SmolLM2 needs demonstrations to answer
+    P, A = prompting.ask_rows(t, task, ens, rows, "ensemble", progress=False, with_agreement=True)
     assert t.usage.calls == 2 * len(rows)
-    members = [L.ask_rows(t, task, L.Demonstrations(task, seed, k=2, mode=m), rows, m, progress=False)
+    members = [prompting.ask_rows(t, task, prompting.Demonstrations(task, seed, k=2, mode=m), rows, m, progress=False)
                for m in ("fixed", "similar")]
     assert t.usage.calls == 2 * len(rows)  # the members' answers are the ensemble's, from the cache
     ok = ~np.isnan(P).any(axis=1)
@@ -165,8 +165,8 @@ def test_prompt_ensemble_averages_its_members_and_reports_agreement(llama_server
     assert np.allclose(P[ok], (members[0][ok] + members[1][ok]) / 2)
     expect = np.mean([m[ok].argmax(axis=1) == P[ok].argmax(axis=1) for m in members], axis=0)
     assert np.allclose(A[ok], expect) and set(np.unique(A[ok])) <= {0.5, 1.0}
-    plain = L.build_prompts(task, CMDS[:1], L.Demonstrations(task, seed, k=2, mode="fixed", rubric=False))[0]
-    full = L.build_prompts(task, CMDS[:1], L.Demonstrations(task, seed, k=2, mode="fixed"))[0]
+    plain = prompting.build_prompts(task, CMDS[:1], prompting.Demonstrations(task, seed, k=2, mode="fixed", rubric=False))[0]
+    full = prompting.build_prompts(task, CMDS[:1], prompting.Demonstrations(task, seed, k=2, mode="fixed"))[0]
     assert task.rubric.splitlines()[0] in full and task.rubric.splitlines()[0] not in plain
     with pytest.raises(ValueError, match="joined by"):
-        L.Demonstrations(task, seed, mode="fixed+fixed")
+        prompting.Demonstrations(task, seed, mode="fixed+fixed")

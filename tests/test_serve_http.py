@@ -1,5 +1,5 @@
 """The HTTP service: the real server (uvicorn via `smallworld serve`) on a loopback port, scores equal to the
-Scorer's and decisions equal to `smallworld score`'s, the token, the limits, malformed input, and a bounded
+Model's and decisions equal to `smallworld score`'s, the token, the limits, malformed input, and a bounded
 fuzz of the OpenAPI schema and of raw bodies (no 5xx)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from conftest import ROOT, cli, free_port, start_serve
 from smallworld.errors import SmallworldError
 from smallworld.serve.http import check_bind, create_app
-from smallworld.serve.score import Scorer
+from smallworld.student.model import Model
 
 EXAMPLES = ROOT / "smallworld" / "examples"
 TOKEN = "test-token-0123456789abcdef"
@@ -59,9 +59,9 @@ def _texts() -> list[str]:
 
 def test_scores_equal_the_scorer_and_decisions_equal_the_cli(server, model_dir, tmp_path):
     texts = _texts()
-    sc = Scorer(model_dir)
+    sc = Model(model_dir)
     want = sc.scores(texts)
-    P = sc.probs(texts)
+    P = sc.predict_proba(texts)
     single = [server.post("/v1/score", json={"text": t}).json() for t in texts]
     assert [r["score"] for r in single] == want.tolist()  # exact: JSON floats round-trip
     assert all(list(r["probs"].values()) == pytest.approx(p.tolist(), abs=1e-12) for r, p in zip(single, P))
@@ -148,8 +148,8 @@ def test_limits_and_malformed_requests_on_the_real_server(server, model_dir):
     assert post("/v1/score", content=b'{"text": "a"}', headers={"content-type": "text/plain"}).status_code == 415
     assert post("/v1/score?mode=loose", json={"text": "a"}).status_code == 422
     assert server.get("/v1/score").status_code == 405
-    # escaped NUL and lone surrogates are valid JSON: scored as the Scorer scores them (bytes, surrogatepass)
-    sc = Scorer(model_dir)
+    # escaped NUL and lone surrogates are valid JSON: scored as the Model scores them (bytes, surrogatepass)
+    sc = Model(model_dir)
     for body, text in ((b'{"text": "a\\u0000b"}', "a\x00b"), (b'{"text": "x\\ud800y"}', "x\ud800y")):
         r = post("/v1/score", content=body, headers=JSON_H)
         assert r.status_code == 200 and r.json()["score"] == sc.scores([text])[0]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from smallworld import data as D
-from smallworld import label as L
+from smallworld import selection
 from smallworld.errors import SmallworldError
 from smallworld.synth import PLACEHOLDER, SHAPES, _items, load_taxonomy, max_similarity, valid
 from smallworld.tasks import BUILTIN, load_task
@@ -58,9 +58,9 @@ def test_validity_and_placeholder_filters_on_real_rows(data_dir):
 
 def test_near_duplicates_of_training_data_score_as_not_novel(data_dir):
     rows = [r["text"] for _, r in zip(range(300), D.iter_rows(str(data_dir / "urls" / "train.jsonl.gz")))]
-    sig = L.minhash_signatures(rows)
+    sig = selection.minhash_signatures(rows)
     assert np.allclose(max_similarity(sig[:20], sig), 1.0)  # every row is its own nearest neighbour
-    fresh = L.minhash_signatures(["https://zz-unrelated-host-4471.net/qq/ww/ee?rr=tt"])
+    fresh = selection.minhash_signatures(["https://zz-unrelated-host-4471.net/qq/ww/ee?rr=tt"])
     assert max_similarity(fresh, sig)[0] < 0.5
 
 

@@ -2,7 +2,7 @@
 
 Endpoints: ``POST /v1/score`` (one item), ``POST /v1/score/batch`` (many), ``GET /v1/model`` (labels,
 thresholds, task), ``GET /healthz`` and ``GET /metrics`` (Prometheus text format). Scores are exactly
-:meth:`smallworld.serve.score.Scorer.scores` for the same texts; decisions follow ``smallworld score``.
+:meth:`smallworld.student.model.Model.scores` for the same texts; decisions follow ``smallworld score``.
 
 Hardening: a bearer token (compared in constant time) guards every endpoint but ``/healthz`` when one is
 set, and :func:`serve` refuses to bind a non-loopback address without one. Bodies larger than
@@ -33,8 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import SmallworldError
-from .score import score_and_decide
-from .score import Scorer
+from ..student.model import Model
 
 log = logging.getLogger("smallworld.serve")
 
@@ -107,7 +106,7 @@ def check_bind(host: str, token: Optional[str], token_env: str = "SMALLWORLD_TOK
 
 # -- metrics ----------------------------------------------------------------------------------------------
 class _Metrics:
-    def __init__(self, scorer: Scorer):
+    def __init__(self, scorer: Model):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
@@ -254,14 +253,14 @@ def create_app(model_dir: str | Path, token: Optional[str] = None, max_batch: in
         raise SmallworldError("the bearer token is empty")
     if min(max_batch, max_body_bytes, max_item_bytes) < 1 or timeout_s <= 0:
         raise SmallworldError("limits must be positive")
-    scorer = Scorer(model_dir)
+    scorer = Model(model_dir)
     scorer.scores(["warm-up"])  # load the compiled kernel now, not on the first request
     metrics = _Metrics(scorer)
     labels, pos = scorer.labels, scorer.pos
     task = scorer.task.name if scorer.task else None
 
     def results(texts: list[str], mode: str) -> list[dict]:
-        S, P, D = score_and_decide(scorer, texts, mode)
+        S, P, D = scorer.decide(texts, mode)
         metrics.items.inc(len(texts))
         return [{"score": float(s), "decision": d, "probs": dict(zip(labels, map(float, p)))}
                 for s, p, d in zip(S, P, D)]

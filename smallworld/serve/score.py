@@ -12,66 +12,15 @@ from __future__ import annotations
 
 import codecs
 import json
-import math
 import os
-from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
 import numba as nb
 import numpy as np
 
 from .. import data as D
-from ..errors import ModelFileError, SmallworldError
-from ..student import features, modelfile
-from ..tasks import Task
-
-
-def _thresholds(t, model_dir) -> dict:
-    """Decision thresholds from model.json: finite numbers in [0, 1]; defaults where absent."""
-    out = {"best_guess": 0.5, "high_confidence": 0.9}
-    if t is None:
-        return out
-    if not isinstance(t, dict):
-        raise ModelFileError(f"{model_dir}/model.json: 'thresholds' must be a table of numbers")
-    for k, v in t.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 1:
-            raise ModelFileError(f"{model_dir}/model.json: threshold {k!r} must be a number in [0, 1], not {v!r}")
-        out[str(k)] = float(v)
-    return out
-
-
-class Scorer:
-    """A loaded model: ``scores(texts)`` gives P(positive); ``probs(texts)`` every class."""
-
-    def __init__(self, model_dir: str | Path):
-        self.model, self.header = modelfile.load(model_dir)
-        t = self.header.get("task")
-        try:
-            self.task = Task.from_dict(t) if isinstance(t, dict) else None
-        except SmallworldError as e:
-            raise ModelFileError(f"{model_dir}/model.json: invalid task definition: {e}") from None
-        self.labels = tuple(self.header["labels"])
-        pos = (self.task.positive if self.task else self.labels[0])
-        self.pos = self.labels.index(pos)
-        self.thresholds = _thresholds(self.header.get("thresholds"), model_dir)
-        # two classes: one weight column (w_pos - w_neg) and one bias
-        # (a CNN model, family char_cnn, scores through its own predict_proba: onnxruntime)
-        self.family = getattr(self.model, "family", "linear")
-        self.binary = (features.binary_weights(self.model.W, self.model.b, self.pos)
-                       if len(self.labels) == 2 and self.family == "linear" else None)
-
-    def _norm(self, texts: Iterable[str]) -> list[str]:
-        if self.task and self.task.normaliser != "none":
-            return [self.task.normalise(t) for t in texts]
-        return texts if isinstance(texts, list) else list(texts)
-
-    def probs(self, texts) -> np.ndarray:
-        return self.model.predict_proba(self._norm(texts))
-
-    def scores(self, texts) -> np.ndarray:
-        if self.binary is None:
-            return self.probs(texts)[:, self.pos]
-        return features.binary_probs(self._norm(texts), self.model.feature_config, *self.binary)
+from ..student import features
+from ..student.model import Model
 
 
 def batches(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
@@ -85,11 +34,11 @@ def batches(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
         yield batch
 
 
-def score_stream(scorer: Scorer, rows: Iterator[dict], out: TextIO, mode: str = "best_guess",
+def score_stream(scorer: Model, rows: Iterator[dict], out: TextIO, mode: str = "best_guess",
                  batch_size: int = 8192, all_probs: bool = False) -> int:
     thr = float(scorer.thresholds.get(mode, 0.5))
     if (isinstance(rows, D.LineRows) and scorer.binary is not None and not all_probs
-            and (scorer.task is None or scorer.task.normaliser == "none") and rows.bulk_ok()):
+            and scorer.raw_text and rows.bulk_ok()):
         n = _score_line_blocks(scorer, rows, out, thr, batch_size)
     else:
         n = _score_rows(scorer, rows, out, thr, batch_size, all_probs)
@@ -97,20 +46,20 @@ def score_stream(scorer: Scorer, rows: Iterator[dict], out: TextIO, mode: str = 
     return n
 
 
-def _score_rows(scorer: Scorer, rows: Iterable[dict], out: TextIO, thr: float, batch_size: int,
+def _score_rows(scorer: Model, rows: Iterable[dict], out: TextIO, thr: float, batch_size: int,
                 all_probs: bool) -> int:
     n = 0
     for batch in batches(rows, batch_size):
         texts = [r["text"] for r in batch]
         if all_probs or scorer.binary is None:
-            P = scorer.probs(texts)
+            P = scorer.predict_proba(texts)
             s = P[:, scorer.pos]
         else:
             s, P = scorer.scores(texts), None
         lines = []
         for i, (r, p) in enumerate(zip(batch, s)):
             decision = (scorer.labels[scorer.pos] if p >= thr else
-                        scorer.labels[1 - scorer.pos] if P is None else _other(scorer, P[i]))
+                        scorer.labels[1 - scorer.pos] if P is None else scorer.other(P[i]))
             rec = {"id": r["id"], "score": round(float(p), 6), "decision": decision}
             if all_probs:
                 rec["probs"] = {lab: round(float(x), 6) for lab, x in zip(scorer.labels, P[i])}
@@ -120,29 +69,8 @@ def _score_rows(scorer: Scorer, rows: Iterable[dict], out: TextIO, thr: float, b
     return n
 
 
-def _other(scorer: Scorer, full: np.ndarray) -> str:
-    q = full.copy()
-    q[scorer.pos] = -1
-    return scorer.labels[int(np.argmax(q))]
-
-
-def score_and_decide(scorer: Scorer, texts: list[str], mode: str = "best_guess"):
-    """``(scores, probs, decisions)``: scores are exactly ``scorer.scores(texts)``; probs has one column per
-    label (for two labels ``[s, 1 - s]`` in label order, no second pass); a decision is the positive label
-    when its score reaches the ``mode`` threshold, else the likeliest other label."""
-    thr = float(scorer.thresholds.get(mode, 0.5))
-    s = scorer.scores(texts)
-    if len(scorer.labels) == 2:
-        P = np.empty((len(s), 2))
-        P[:, scorer.pos], P[:, 1 - scorer.pos] = s, 1.0 - s
-    else:
-        P = scorer.probs(texts)
-    pos = scorer.labels[scorer.pos]
-    return s, P, [pos if p >= thr else _other(scorer, row) for p, row in zip(s, P)]
-
-
 # -- plain lines, in bulk -------------------------------------------------------------------------------------
-def _score_line_blocks(scorer: Scorer, src: D.LineRows, out: TextIO, thr: float, batch_size: int) -> int:
+def _score_line_blocks(scorer: Model, src: D.LineRows, out: TextIO, thr: float, batch_size: int) -> int:
     cfg = scorer.model.feature_config
     w, b0 = scorer.binary
     # each row ends with ', "decision": LABEL}\n'

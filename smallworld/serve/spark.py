@@ -3,7 +3,7 @@
 The driver reads the model's files (``model.json`` and ``weights.bin``: a few MB), checks them by loading
 them, and broadcasts their bytes; each Python worker process loads them once (the same validated
 :func:`smallworld.student.modelfile.load`, from a private temporary copy) and keeps the
-:class:`~smallworld.serve.score.Scorer` for every later task and Arrow batch. Scores are the Scorer's, so
+:class:`~smallworld.student.model.Model` for every later task and Arrow batch. Scores are the Model's, so
 they equal ``smallworld score``'s. The workers need smallworld installed (its wheel, or a packed venv).
 """
 
@@ -14,22 +14,21 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import SmallworldError
-from .score import score_and_decide
-from .score import Scorer
+from ..student.model import Model
 
 MODEL_FILES = ("model.json", "weights.bin")
 MODES = ("best_guess", "high_confidence")
 
-_loaded: dict[str, Scorer] = {}  # per worker process: weights sha256 -> Scorer
+_loaded: dict[str, Model] = {}  # per worker process: weights sha256 -> Model
 
 
-def _worker_scorer(key: str, files) -> Scorer:
+def _worker_scorer(key: str, files) -> Model:
     sc = _loaded.get(key)
     if sc is None:
         with tempfile.TemporaryDirectory(prefix="smallworld-model-") as d:
             for name, blob in files.value.items():
                 (Path(d) / name).write_bytes(blob)
-            sc = Scorer(d)  # loads everything into memory; the copy goes with the directory
+            sc = Model(d)  # loads everything into memory; the copy goes with the directory
         _loaded[key] = sc
     return sc
 
@@ -53,7 +52,7 @@ def score_dataframe(df, model_dir: str | Path, text_col: str = "text", out_col: 
     if any(c in fields for c in new) or len(set(new)) < len(new):
         raise SmallworldError(f"output columns {new} must be new and distinct (columns: {list(fields)})")
 
-    scorer = Scorer(model_dir)  # fail here, on the driver, with a clear error, not in every task
+    scorer = Model(model_dir)  # fail here, on the driver, with a clear error, not in every task
     key = str(scorer.header["weights_sha256"])
     files = df.sparkSession.sparkContext.broadcast({n: (Path(model_dir) / n).read_bytes() for n in MODEL_FILES})
     out_fields = [StructField(out_col, DoubleType(), True)]
@@ -67,7 +66,7 @@ def score_dataframe(df, model_dir: str | Path, text_col: str = "text", out_col: 
         for batch in batches:
             texts = batch.column(text_col).to_pylist()
             keep = [i for i, t in enumerate(texts) if t is not None]
-            S, _, D = score_and_decide(sc, [texts[i] for i in keep], mode)
+            S, _, D = sc.decide([texts[i] for i in keep], mode)
             scores, decisions = [None] * len(texts), [None] * len(texts)
             for j, i in enumerate(keep):
                 scores[i], decisions[i] = float(S[j]), D[j]

@@ -44,8 +44,23 @@ def _norm_html(text: str) -> str:
     return page_view(text)
 
 
+def _norm_cmdline(text: str) -> str:
+    from .cmdline import cmdline_view
+
+    return cmdline_view(text)
+
+
+def _clean_cmdline(text: str) -> str:
+    from .cmdline import clean
+
+    return clean(text)
+
+
 NORMALISERS = {"none": _norm_none, "lower": _norm_lower, "email": _norm_email, "email_view": _norm_email_view,
-               "html": _norm_html}
+               "html": _norm_html, "cmdline": _norm_cmdline}
+# What the teacher is shown, where it differs from the student's view (the student's extra feature words are
+# for hashing, not for reading).
+PROMPT_VIEWS = {"cmdline": _clean_cmdline}
 MIN_ITEM_CHARS, MAX_ITEM_CHARS = 20, 1_000_000  # the prompt's budget for one item (see prompt.neutralise)
 
 
@@ -119,7 +134,12 @@ class Task:
         return self.labels.index(self.positive)
 
     def normalise(self, text: str) -> str:
+        """The student's view of an item (what is hashed)."""
         return NORMALISERS[self.normaliser](text)
+
+    def prompt_view(self, text: str) -> str:
+        """The teacher's view of an item (what the prompt shows)."""
+        return PROMPT_VIEWS.get(self.normaliser, NORMALISERS[self.normaliser])(text)
 
     def to_dict(self) -> dict:
         return {

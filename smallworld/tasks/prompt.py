@@ -46,7 +46,7 @@ def _cut(text: str, max_chars: int) -> str:
 
 
 def shot(task: Task, text: str, label: str | None, defend: bool = True) -> str:
-    t = task.normalise(text)
+    t = task.prompt_view(text)
     item = neutralise(t, task.max_item_chars) if defend else _cut(t, task.max_item_chars)
     answer = f" {task.answers[label]}\n\n" if label is not None else ""
     return f"{task.field}: {item}\n{task.question}:{answer}"

