@@ -164,13 +164,13 @@ def label(file: str = typer.Argument(..., help="rows to label"),
           rubric: bool = typer.Option(True, "--rubric/--no-rubric", help="the task's rubric in the prompt"),
           shots: int = typer.Option(3, "--shots"), limit: Optional[int] = typer.Option(None, "--limit"),
           calibration: int = typer.Option(100, "--calibration", help="seed rows labelled to calibrate (0: none)"),
-          combine: bool = typer.Option(True, "--combine/--teacher-only", help="with --labelled: probs combine the teacher with a seed-trained student (measured on held-out sources: see README)"),
+          combine: bool = typer.Option(False, "--combine/--teacher-only", help="with --labelled: probs combine the calibrated teacher with seed-trained students (off by default: on command lines and mail from unseen sources the students pull the teacher down; see docs/experiments.md)"),
           combine_rule: str = typer.Option("equal", "--combine-rule", help="equal (each calibrated on the seed, log-odds summed) or learned (one regression on both)"),
           self_train: bool = typer.Option(True, "--self-train/--seed-student", help="beside the seed-trained student, one that also learns the teacher's answers for the other items (cross-fitted); --seed-student: the seed-trained one alone"),
           cache: Optional[str] = typer.Option(None, "--cache"), on_error: str = typer.Option("raise", "--on-error")):
     """Label rows with the teacher: JSONL rows with id, probs, teacher (calibrated) and raw probabilities.
 
-    With --labelled, ``probs`` is the teacher combined with two students: one trained on the seed, and one
+    With --labelled, ``probs`` is the teacher calibrated on the seed. With --combine, it is the teacher combined with two students: one trained on the seed, and one
     trained on the seed and the teacher's answers for the other items (cross-fitted: an item's student never saw
     the answer for it or its near-duplicates; ``--seed-student`` leaves it out). ``--combine-rule equal``: each
     model calibrated on class-balanced seed rows the teacher answered (the students by their group-out-of-fold

@@ -1,7 +1,7 @@
 """The labelling core: rows in, a typed result out (``smallworld label`` and ``smallworld.label`` both call it).
 
 The teacher answers every row; with a labelled seed its answers are calibrated on class-balanced seed rows
-it also answered, and (by default) combined with two students, one trained on the seed and one on the seed
+it also answered, and (with ``combine``) combined with two students, one trained on the seed and one on the seed
 plus the teacher's answers for the *other* rows (cross-fitted: see
 :func:`smallworld.pipeline.self_trained_student`), each calibrated on the same rows, log-odds summed.
 """
@@ -56,7 +56,7 @@ def check_options(task: Task, prompt: str | None, combine_rule: str) -> None:
 
 
 def label_rows(task: Task, rows: list[dict], teacher, seed: list[dict] | None = None, prompt: str | None = None,
-               rubric: bool = True, shots: int = 3, calibration: int = 100, combine: bool = True,
+               rubric: bool = True, shots: int = 3, calibration: int = 100, combine: bool = False,
                combine_rule: str = "equal", self_train: bool = True) -> LabelResult:
     """Label ``rows`` (dicts with ``id`` and ``text``) with ``teacher`` (a :mod:`smallworld.teacher` client; the
     caller closes it). ``seed``: labelled rows for demonstrations, calibration and the students."""

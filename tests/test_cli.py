@@ -58,9 +58,13 @@ def test_train_evaluate_score_label_with_a_server_teacher(llama_server, tmp_path
     got = [json.loads(x) for x in lab.read_text().splitlines()]
     assert got and all(set(g["probs"]) == set(g["raw"]) == set(g["teacher"]) == {"malicious", "benign"} for g in got)
     assert all(abs(sum(g["probs"].values()) - 1) < 1e-4 and g["probs"] == g["teacher"] for g in got)
-    # the default: the teacher together with a seed-trained student; all answers come from the cache
+    # the default is the calibrated teacher alone
+    cli("label", "--task", "cmdlines", "--teacher", llama_server.url, TELE, "--labelled", SEED, "--out", lab,
+        "--cache", cache, "--prompt", "hybrid")
+    assert [json.loads(x) for x in lab.read_text().splitlines()] == got
+    # --combine: the teacher together with seed-trained students; all answers come from the cache
     r = cli("label", "--task", "cmdlines", "--teacher", llama_server.url, TELE, "--labelled", SEED, "--out", lab,
-            "--cache", cache, "--prompt", "hybrid")
+            "--cache", cache, "--prompt", "hybrid", "--combine")
     assert _usage(r.stderr)[0] == 0
     comb = [json.loads(x) for x in lab.read_text().splitlines()]
     assert [c["teacher"] for c in comb] == [g["teacher"] for g in got]
@@ -70,7 +74,7 @@ def test_train_evaluate_score_label_with_a_server_teacher(llama_server, tmp_path
     # probabilities from the same answers
     for opt in (["--seed-student"], ["--combine-rule", "learned"]):
         r = cli("label", "--task", "cmdlines", "--teacher", llama_server.url, TELE, "--labelled", SEED, "--out", lab,
-                "--cache", cache, "--prompt", "hybrid", *opt)
+                "--cache", cache, "--prompt", "hybrid", "--combine", *opt)
         assert _usage(r.stderr)[0] == 0
         other = [json.loads(x) for x in lab.read_text().splitlines()]
         assert [c["teacher"] for c in other] == [g["teacher"] for g in got]

@@ -80,9 +80,9 @@ def test_embedded_teacher_labels_and_prefix_reuse_changes_nothing(tmp_path):
 
 
 @pytest.mark.slow
-def test_default_labelling_combines_teacher_and_student_on_a_source_the_seed_lacks(tmp_path, data_dir):
-    """`smallworld label` with cmdlines' defaults (zero-shot prompt with the rubric; probs = the embedded teacher
-    combined with a seed-trained student) on a source held out of the seed: atomic-red-team commands against
+def test_combined_labelling_beats_the_teacher_on_a_source_the_seed_lacks(tmp_path, data_dir):
+    """`smallworld label --combine` (zero-shot prompt with the rubric; probs = the embedded teacher
+    combined with seed-trained students) on a source held out of the seed: atomic-red-team commands against
     benign tldr examples. The combination must rank them well and better than the teacher alone."""
     import json
 
@@ -100,13 +100,39 @@ def test_default_labelling_combines_teacher_and_student_on_a_source_the_seed_lac
     D.write_jsonl(items, art + ben)
     out = tmp_path / "labels.jsonl"
     cli("label", "--task", "cmdlines", items, "--labelled", seed, "--calibration", "40", "--out", out,
-        "--cache", tmp_path / "c.sqlite")
+        "--cache", tmp_path / "c.sqlite", "--combine")
     got = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert len(got) == 40
     y = np.array([r["label"] == "malicious" for r in art + ben])
     auc = {k: binary_metrics(y, np.array([got[r["id"]][k]["malicious"] for r in art + ben]))["roc_auc"]
            for k in ("probs", "raw")}
     assert auc["probs"] >= 0.8 and auc["probs"] > auc["raw"], auc
+
+
+@pytest.mark.slow
+def test_default_labelling_ranks_hand_written_command_lines(tmp_path, data_dir):
+    """`smallworld label`'s default (the calibrated zero-shot teacher) on command lines written by hand for this
+    project (bench/handwritten/cmdlines.jsonl; 30 attacks, 30 everyday commands, never trained or tuned on)."""
+    import json
+    from pathlib import Path
+
+    from conftest import cli
+    from smallworld import data as D
+    from smallworld.evaluate import binary_metrics
+    from smallworld.pipeline import stratified_sample
+
+    hand = D.read_rows(Path(__file__).resolve().parents[1] / "bench" / "handwritten" / "cmdlines.jsonl")
+    rows = [r for r in hand if r["label"] == "malicious"][::5][:30] + [r for r in hand if r["label"] == "benign"][::5][:30]
+    seed, items, out = tmp_path / "seed.jsonl", tmp_path / "items.jsonl", tmp_path / "labels.jsonl"
+    D.write_jsonl(seed, stratified_sample(D.read_rows(data_dir / "cmdlines" / "train.jsonl.gz"), 300, 0))
+    D.write_jsonl(items, rows)
+    cli("label", "--task", "cmdlines", items, "--labelled", seed, "--calibration", "40", "--out", out,
+        "--cache", tmp_path / "c.sqlite")
+    got = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert all(g["probs"] == g["teacher"] for g in got.values())
+    y = np.array([r["label"] == "malicious" for r in rows])
+    auc = binary_metrics(y, np.array([got[r["id"]]["probs"]["malicious"] for r in rows]))["roc_auc"]
+    assert auc >= 0.8, auc
 
 
 @pytest.mark.slow

@@ -14,8 +14,12 @@ from __future__ import annotations
 import functools
 
 import numba as nb
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
 
 FNV_OFFSET = np.uint32(2166136261)
 FNV_PRIME = np.uint32(16777619)
@@ -327,6 +331,8 @@ def kernel_args(cfg: dict) -> tuple:
 
 def transform(texts, cfg: dict) -> sp.csr_matrix:
     """Sparse feature matrix (n_items x 2**dim_bits), duplicates summed."""
+    import scipy.sparse as sp  # here, not at import: scoring never pays for it
+
     buf, offsets = pack(texts)
     idx, data, indptr = _csr(buf, offsets, *kernel_args(cfg))
     X = sp.csr_matrix((data, idx, indptr), shape=(len(offsets) - 1, 1 << cfg["dim_bits"]))

@@ -7,9 +7,12 @@ by a temperature, and given labels mix in one loss. Follows scikit-learn convent
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.optimize as so
-import scipy.sparse as sp
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
 
 from . import features
 
@@ -62,6 +65,8 @@ class LinearStudent:
             return loss, np.concatenate([gW.ravel(), gb])
 
         theta0 = np.zeros(D * K + K)
+        import scipy.optimize as so  # here, not at import: scoring never pays for it
+
         res = so.minimize(fg, theta0, jac=True, method="L-BFGS-B",
                           options={"maxiter": self.max_iter, "gtol": 1e-7})
         W = np.zeros((X.shape[1], K), dtype=np.float32)
