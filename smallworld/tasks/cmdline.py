@@ -85,9 +85,9 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(name, re.compile(rx, re.I)) for name
     ("encoded", r"\s-(?:e|ec|en|enc|enco|encodedcommand)\s+[A-Za-z0-9+/=]{16,}|frombase64string|base64\s+(?:-d|--decode)|"
                 r"certutil[^|;&]*\s-decode|\bxxd\s+-r|\[convert\]::"),
     ("hidden", r"-w(?:indowstyle)?\s+(?:hidden|1)\b|-nop\b|-noni\b|\bvbhide\b|,\s*0\s*[:)]|createnowindow"),
-    ("bypass", r"-ep?\s+bypass|-exec(?:utionpolicy)?\s+bypass|amsi|-sta\b"),
+    ("bypass", r"-ep?\s+bypass|-ex(?:ec|ecutionpolicy)\s+bypass|amsi|-sta\b"),
     ("shell", r"(?:^|[\s'\"(=:!])/bin/(?:ba|da|z)?sh\b|\bcmd(?:\.exe)?\s+/[ck]\b|system\(\s*[\"']/bin|"
-              r"-exec\s+/bin|os\.system|subprocess|pty\.spawn|exec\(|\bspawn\b"),
+              r"-exec\s+/bin|os\.system|subprocess|pty\.spawn|\bexec[(]|\bspawn\b"),
     ("credstore", r"\blsass\b|\\sam\b|\bhklm\\sam\b|\bhklm\\security\b|ntds\.dit|\bntds\b|/etc/shadow|\bid_rsa\b|"
                   r"keychain|login data|sekurlsa|mimikatz|lazagne|\bcredentials?\b|authorized_keys|\.aws\b|"
                   r"minidump|procdump|unshadow|password"),
