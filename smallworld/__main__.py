@@ -1,6 +1,6 @@
 """``python -m smallworld``: the same command line as ``smallworld``."""
 
-from .cli import app
+from .cli import main
 
 if __name__ == "__main__":
-    app(prog_name="smallworld")
+    main()

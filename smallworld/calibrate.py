@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from .choices import COMBINE_RULES
+
 if TYPE_CHECKING:  # pragma: no cover
     from .teacher.prompting import Demonstrations
 
@@ -136,7 +138,7 @@ class Combiner:
     ``Ps`` (in ``fit`` and ``transform``) is one student's probabilities or a list of several students'.
     """
 
-    RULES = ("equal", "learned")
+    RULES = COMBINE_RULES
 
     def __init__(self, K: int, rule: str = "equal"):
         if rule not in self.RULES:

@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+from . import choices as C
 from .errors import SmallworldError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -30,7 +31,22 @@ def _run(fn):
         raise typer.Exit(130)
 
 
-TeacherOpt = typer.Option("embedded", "--teacher", help="'embedded', an OpenAI-compatible base URL, or 'none'")
+def _choice(default, values, flag: str, help: str = ""):
+    """An option whose values are a fixed set (from :mod:`smallworld.choices`): anything else is refused with
+    the list (exit 2, no traceback), never read as a default."""
+    def check(value):
+        if value is not None and value not in values:
+            raise typer.BadParameter(f"must be one of {', '.join(values)}; got {value!r}")
+        return value
+
+    return typer.Option(default, flag, callback=check, help=f"{help} (one of: {', '.join(values)})".strip())
+
+
+TeacherOpt = typer.Option("embedded", "--teacher", help="'embedded' or an OpenAI-compatible base URL")
+OnErrorOpt = _choice("raise", C.ON_ERROR, "--on-error", "malformed input rows: raise, or skip them (counted)")
+EndpointOpt = _choice("completions", C.ENDPOINTS, "--endpoint", "the server's API")
+CombineRuleOpt = _choice("equal", C.COMBINE_RULES, "--combine-rule",
+                         "equal (each calibrated on the seed, log-odds summed) or learned (one regression on both)")
 TimeoutOpt = typer.Option(60.0, "--timeout", help="seconds per teacher request")
 RetriesOpt = typer.Option(5, "--retries", help="retries on 429/5xx/timeouts, with exponential backoff")
 KeyEnvOpt = typer.Option("OPENAI_API_KEY", "--api-key-env", help="environment variable holding the API key")
@@ -46,14 +62,14 @@ def train(
     unlabelled: List[str] = typer.Option([], "--unlabelled", help="unlabelled rows for the teacher (repeatable)"),
     synthetic: List[str] = typer.Option([], "--synthetic", help="synthetic rows from `smallworld synth` (training only; repeatable)"),
     dev: Optional[str] = typer.Option(None, "--dev", help="labelled rows for evaluation and thresholds"),
-    teacher: str = TeacherOpt,
+    teacher: str = typer.Option("embedded", "--teacher", help="'embedded', an OpenAI-compatible base URL, or 'none' (the seed alone)"),
     teacher_model: Optional[str] = typer.Option(None, "--teacher-model", help="model name on the server"),
-    endpoint: str = typer.Option("completions", "--endpoint", help="completions or chat"),
+    endpoint: str = EndpointOpt,
     concurrency: int = typer.Option(4, "--concurrency", help="teacher requests in flight (servers)"),
     timeout: float = TimeoutOpt, retries: int = RetriesOpt, api_key_env: str = KeyEnvOpt,
     price_prompt: float = PricePOpt, price_completion: float = PriceCOpt,
     budget: int = typer.Option(300, "--budget", help="teacher calls on unlabelled rows"),
-    strategy: str = typer.Option("random", "--strategy", help="what to ask: random, uncertainty, diversity, dedup, combined"),
+    strategy: str = _choice("random", C.STRATEGIES, "--strategy", "what to ask the teacher"),
     rounds: int = typer.Option(1, "--rounds", help="alternate train -> select -> ask this many times, splitting the budget"),
     round_sizes: Optional[str] = typer.Option(None, "--round-sizes", help="calls per round, e.g. 250,250,500 (overrides --budget/--rounds)"),
     calibration: int = typer.Option(100, "--calibration", help="teacher calls on seed rows for calibration"),
@@ -62,21 +78,21 @@ def train(
     holdout_source: List[str] = typer.Option([], "--holdout-source", help="leave this source out of training and evaluate on it (repeatable)"),
     prompt: Optional[str] = typer.Option(None, "--prompt", help="demonstrations: hybrid, similar, fixed or zero, or an ensemble such as zero+fixed (default: the task's)"),
     rubric: bool = typer.Option(True, "--rubric/--no-rubric", help="the task's rubric in the teacher's prompt"),
-    combine_rule: str = typer.Option("equal", "--combine-rule", help="teacher with seed-only student (the teacher_student row): equal or learned"),
+    combine_rule: str = CombineRuleOpt,
     shots: int = typer.Option(3, "--shots", help="demonstrations per class"),
     alpha: float = typer.Option(1.0, "--alpha", help="weight of given labels"),
     beta: float = typer.Option(1.0, "--beta", help="weight of teacher labels (times confidence)"),
     temperature: float = typer.Option(1.0, "--temperature", help="teacher probability temperature (<1 sharpens)"),
-    targets: str = typer.Option("raw", "--targets", help="what the student learns on teacher rows: raw, calibrated or combined (teacher + seed-only student)"),
+    targets: str = _choice("raw", C.TARGETS, "--targets", "what the student learns on teacher rows (combined: teacher + seed-only student)"),
     confidence_weight: bool = typer.Option(False, "--confidence-weight", help="weight teacher rows by confidence"),
     agreement_weight: bool = typer.Option(False, "--agreement-weight", help="weight teacher rows by the share of the prompt ensemble's members that agree"),
-    noisy: str = typer.Option("downweight", "--noisy", help="rows a confident teacher contradicts: keep, drop, relabel, downweight"),
+    noisy: str = _choice("downweight", C.NOISY, "--noisy", "seed rows a confident teacher contradicts"),
     noisy_check: int = typer.Option(0, "--noisy-check", help="extra seed rows the teacher checks for label noise"),
     noisy_teacher_only: bool = typer.Option(False, "--noisy-teacher-only", help="flag labels the teacher contradicts even if the cross-validated student agrees with them"),
     cache: Optional[str] = typer.Option(None, "--cache", help="teacher cache (SQLite) path"),
     seed: int = typer.Option(0, "--seed"),
-    on_error: str = typer.Option("raise", "--on-error", help="malformed input rows: raise or skip (counted)"),
-    student: str = typer.Option("linear", "--student", help="distilled student family: linear or cnn (char CNN, ONNX)"),
+    on_error: str = OnErrorOpt,
+    student: str = _choice("linear", C.STUDENTS, "--student", "distilled student family (cnn: a char CNN, ONNX)"),
 ):
     """Label up to BUDGET unlabelled rows with the teacher, train seed-only and distilled students, evaluate."""
     from .pipeline import TrainConfig, comparison_table, train as run_train
@@ -114,7 +130,7 @@ def _int_list(text: Optional[str], opt: str) -> list[int]:
 @app.command()
 def evaluate(model_dir: str = typer.Argument(...), file: str = typer.Argument(...),
              as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-             on_error: str = typer.Option("raise", "--on-error")):
+             on_error: str = OnErrorOpt):
     """Evaluate a model on labelled rows: ROC AUC, PR AUC, TPR at FPR, ECE, per source."""
     from . import data as D
     from .evaluate import evaluate as ev
@@ -131,7 +147,7 @@ def evaluate(model_dir: str = typer.Argument(...), file: str = typer.Argument(..
         D.check_labels(rows, sc.labels, file)
         P = sc.predict_proba([r["text"] for r in rows])
         res = ev(sc.labels, sc.labels[sc.pos], [r["label"] for r in rows], P, [r.get("source", "") for r in rows],
-                 threshold=float(sc.thresholds.get("best_guess", 0.5)))
+                 threshold=sc.threshold("best_guess"))
         if as_json:
             typer.echo(json.dumps(res))
         else:
@@ -155,8 +171,8 @@ def _fmt(x):
 def label(file: str = typer.Argument(..., help="rows to label"),
           task: str = typer.Option(..., "--task"), out: str = typer.Option(..., "--out"),
           teacher: str = TeacherOpt, teacher_model: Optional[str] = typer.Option(None, "--teacher-model"),
-          endpoint: str = typer.Option("completions", "--endpoint"),
-          concurrency: int = typer.Option(4, "--concurrency"),
+          endpoint: str = EndpointOpt,
+          concurrency: int = typer.Option(4, "--concurrency", min=1),
           timeout: float = TimeoutOpt, retries: int = RetriesOpt, api_key_env: str = KeyEnvOpt,
           price_prompt: float = PricePOpt, price_completion: float = PriceCOpt,
           labelled: Optional[str] = typer.Option(None, "--labelled", help="seed for demonstrations and calibration"),
@@ -165,9 +181,9 @@ def label(file: str = typer.Argument(..., help="rows to label"),
           shots: int = typer.Option(3, "--shots"), limit: Optional[int] = typer.Option(None, "--limit"),
           calibration: int = typer.Option(100, "--calibration", help="seed rows labelled to calibrate (0: none)"),
           combine: bool = typer.Option(False, "--combine/--teacher-only", help="with --labelled: probs combine the calibrated teacher with seed-trained students (off by default: on command lines and mail from unseen sources the students pull the teacher down; see docs/experiments.md)"),
-          combine_rule: str = typer.Option("equal", "--combine-rule", help="equal (each calibrated on the seed, log-odds summed) or learned (one regression on both)"),
+          combine_rule: str = CombineRuleOpt,
           self_train: bool = typer.Option(True, "--self-train/--seed-student", help="beside the seed-trained student, one that also learns the teacher's answers for the other items (cross-fitted); --seed-student: the seed-trained one alone"),
-          cache: Optional[str] = typer.Option(None, "--cache"), on_error: str = typer.Option("raise", "--on-error")):
+          cache: Optional[str] = typer.Option(None, "--cache"), on_error: str = OnErrorOpt):
     """Label rows with the teacher: JSONL rows with id, probs, teacher (calibrated) and raw probabilities.
 
     With --labelled, ``probs`` is the teacher calibrated on the seed. With --combine, it is the teacher combined with two students: one trained on the seed, and one
@@ -185,6 +201,8 @@ def label(file: str = typer.Argument(..., help="rows to label"),
     def go():
         t = load_task(task)
         check_options(t, prompt, combine_rule)
+        for p in (file, labelled) if labelled else (file,):
+            D.check_input(p)
         D.check_output(out)
         stats = D.ReadStats()
         rows = D.read_rows(file, on_error=on_error, stats=stats)
@@ -248,8 +266,10 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
             if unknown:
                 raise SmallworldError(f"--entries: unknown taxonomy entries {unknown}")
             ents = [e for e in ents if e.id in want]
+        D.check_output(out)
         train_rows = []
         if labelled:
+            D.check_input(labelled)
             train_rows = [r for r in D.read_rows(labelled) if "label" in r]
             D.check_labels(train_rows, t.labels, labelled)
         te = make_teacher(teacher, cache_path=cache, model=teacher_model, timeout=timeout,
@@ -275,10 +295,10 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
 @app.command()
 def score(model_dir: str = typer.Argument(...), file: str = typer.Argument("-", help="file, directory or - for stdin"),
           out: Optional[str] = typer.Option(None, "--out", help="write here instead of stdout"),
-          mode: str = typer.Option("best_guess", "--mode", help="best_guess or high_confidence threshold"),
+          mode: str = _choice("best_guess", C.MODES, "--mode", "which of the model's thresholds decides"),
           all_probs: bool = typer.Option(False, "--probs", help="also write every class's probability"),
-          on_error: str = typer.Option("raise", "--on-error"), fmt: Optional[str] = typer.Option(None, "--format",
-                                                                                                 help="jsonl, csv, parquet or lines")):
+          on_error: str = OnErrorOpt,
+          fmt: Optional[str] = _choice(None, C.FORMATS, "--format", "the input's format (default: by its name; stdin: JSONL or lines by content)")):
     """Score rows (JSONL with 'text', CSV, Parquet or plain lines): JSONL rows with id, score and decision."""
     from . import data as D
     from .serve.score import score_stream
@@ -286,14 +306,14 @@ def score(model_dir: str = typer.Argument(...), file: str = typer.Argument("-", 
 
     def go():
         sc = Model(model_dir)
+        D.check_input(file)
         stats = D.ReadStats()
         rows = D.iter_rows(file, on_error=on_error, stats=stats, fmt=fmt)
-        f = open(out, "w", encoding="utf-8") if out else sys.stdout
-        try:
-            score_stream(sc, rows, f, mode=mode, all_probs=all_probs)
-        finally:
-            if out:
-                f.close()
+        if out:  # written beside, then renamed: an existing file is replaced only by a complete output
+            with D.atomic_output(out) as f:
+                score_stream(sc, rows, f, mode=mode, all_probs=all_probs)
+        else:
+            score_stream(sc, rows, sys.stdout, mode=mode, all_probs=all_probs)
         if stats.skipped:
             typer.echo(f"skipped {stats.skipped} rows: {stats.reasons}", err=True)
 
@@ -384,7 +404,7 @@ def review_export(run_dir: str = typer.Argument(..., help="a run folder or train
                   out: str = typer.Option(..., "--out", help="the queue: .csv or .jsonl"),
                   n: int = typer.Option(50, "--n", help="items in the queue"),
                   unlabelled: List[str] = typer.Option([], "--unlabelled", help="also rank these rows by the student's confidence (repeatable)"),
-                  on_error: str = typer.Option("raise", "--on-error")):
+                  on_error: str = OnErrorOpt):
     """Write a ranked queue of items most worth a human look, with an empty `decision` column."""
     from .review import export
 
@@ -452,17 +472,22 @@ def serve(model_dir: str = typer.Argument(...),
     """Serve a model over HTTP: POST /v1/score and /v1/score/batch, GET /v1/model, /healthz, /metrics."""
     import os
 
-    from .serve.http import serve as run_server
+    def go():
+        try:
+            from .serve.http import serve as run_server
+        except ImportError as e:
+            raise SmallworldError(f"smallworld serve needs the server extra ({e.name} is missing): "
+                                  "pip install 'smallworld[server]'") from None
+        run_server(model_dir, host=host, port=port, token=os.environ.get(token_env) or None, token_env=token_env,
+                   max_batch=max_batch, max_body_bytes=max_body_bytes, max_item_bytes=max_item_bytes, timeout_s=timeout)
 
-    _run(lambda: run_server(model_dir, host=host, port=port, token=os.environ.get(token_env) or None,
-                            token_env=token_env, max_batch=max_batch, max_body_bytes=max_body_bytes,
-                            max_item_bytes=max_item_bytes, timeout_s=timeout))
+    _run(go)
 
 
 @app.command()
 def compress(model_dir: str = typer.Argument(..., help="a saved model directory"),
              out: str = typer.Option(..., "--out", help="directory for the compressed model"),
-             dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, float16 or int8 (default: the model's)"),
+             dtype: Optional[str] = _choice(None, C.DTYPES, "--dtype", "stored weights (default: the model's)"),
              dim_bits: Optional[int] = typer.Option(None, "--dim-bits", help="fold the hash table to 2**N buckets")):
     """Shrink a model without retraining: fold its hash table to fewer buckets, store float16 or int8 weights."""
     from .student.compress import compress as run_compress, model_bytes
@@ -476,5 +501,24 @@ def compress(model_dir: str = typer.Argument(..., help="a saved model directory"
     _run(go)
 
 
+def main(argv: list[str] | None = None, prog_name: str = "smallworld") -> None:
+    """The console script: the app, with usage mistakes (an unknown option, a value outside its set) as one
+    line on stderr and exit status 2, like every other error a user can fix."""
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")  # click's, as typer ships it
+    try:
+        rv = app(args=argv, prog_name=prog_name, standalone_mode=False)
+    except usage_error as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `smallworld` or `smallworld review` alone: the help
+            typer.echo(e.ctx.get_help())
+            raise SystemExit(0) from None
+        cmd = e.ctx.command_path if e.ctx else prog_name
+        typer.echo(f"error: {e.format_message()} (see {cmd} --help)", err=True)
+        raise SystemExit(2) from None
+    except typer.Abort:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    raise SystemExit(rv if isinstance(rv, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

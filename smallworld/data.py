@@ -7,6 +7,7 @@ with ``on_error="skip"``, is skipped and counted in :class:`ReadStats`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .choices import FORMATS, ON_ERROR
 from .errors import DataError, SmallworldError
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a single row larger than this is an error (or a counted skip)
@@ -159,6 +161,9 @@ def iter_rows(path: str | Path, text_field: str = "text", on_error: str = "raise
     consumer read the lines in bulk); everything else as a generator."""
     path = str(path)
     stats = stats if stats is not None else ReadStats()
+    check_choice("--on-error", on_error, ON_ERROR)
+    if fmt is not None:
+        check_choice("--format", fmt, FORMATS)
     if (fmt or _kind(path)) == "lines" and (path == "-" or Path(path).is_file()):
         return LineRows(path, text_field, on_error, stats)
     return _iter_rows(path, text_field, on_error, stats, fmt)
@@ -502,6 +507,42 @@ def check_labels(rows: list[dict], labels: tuple[str, ...], path: str) -> None:
         raise DataError(f"{path}: labels {examples} are not among the task's labels {list(labels)}")
 
 
+def check_choice(option: str, value, allowed: tuple) -> None:
+    if value not in allowed:
+        raise SmallworldError(f"{option} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+
+
+def check_input(path: str | Path) -> None:
+    """An input, checked before any work is done: '-' (stdin), a readable file, or a directory holding at
+    least one file of a known kind."""
+    path = str(path)
+    if path == "-":
+        return
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{path}: no such file or directory")
+    if p.is_dir():
+        if not any(q.is_file() and q.name.lower().endswith(TEXT_EXT) for q in p.rglob("*")):
+            raise DataError(f"{path}: a directory with no readable files ({', '.join(TEXT_EXT)})")
+        return
+    if not os.access(p, os.R_OK):
+        raise DataError(f"{path}: not readable")
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """An output folder, checked before any work: not a file, and it or its nearest existing parent writable.
+    Nothing is created."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SmallworldError(f"{path}: exists and is not a directory")
+    q = path
+    while not q.exists():
+        q = q.parent
+    if not q.is_dir() or not os.access(q, os.W_OK):
+        raise SmallworldError(f"{path}: cannot be created ({q} is not a writable directory)")
+    return path
+
+
 def check_output(path: str | Path) -> Path:
     """An output file's path, checked before any work is done: not a directory, and its folder exists or can
     be made (it is made). Nothing is written to the file itself."""
@@ -515,6 +556,24 @@ def check_output(path: str | Path) -> Path:
     if not os.access(path.parent, os.W_OK):
         raise SmallworldError(f"{path}: its folder {path.parent} is not writable")
     return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path):
+    """A text file written beside ``path`` and renamed onto it when the block ends without an error (on an
+    error it is removed): a reader never sees half an output, and a failed run leaves the old file as it was."""
+    path = check_output(path)
+    if path.exists() and not path.is_file():  # /dev/null, a FIFO, a terminal: written as it is
+        with open(path, "w", encoding="utf-8") as f:
+            yield f
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import choices as C
 from . import data as D
 from . import evaluate as E
 from . import calibrate
@@ -27,6 +28,12 @@ from .progress import info
 from .student import modelfile
 from .student.linear import LinearStudent
 from .tasks import Task, load_task, prompt_modes
+
+
+# Options with a fixed set of values (the CLI offers exactly these; TrainConfig refuses anything else).
+CHOICES: dict[str, tuple[str, ...]] = {"endpoint": C.ENDPOINTS, "combine_rule": C.COMBINE_RULES, "targets": C.TARGETS,
+                                        "noisy": C.NOISY, "strategy": C.STRATEGIES, "on_error": C.ON_ERROR,
+                                        "student": C.STUDENTS}
 
 
 @dataclass
@@ -77,10 +84,29 @@ class TrainConfig:
     student: str = "linear"      # linear | cnn: the family of the distilled student (the seed-only one is linear)
 
     def __post_init__(self):
-        if self.student not in ("linear", "cnn"):
-            raise SmallworldError("--student must be linear or cnn")
-        if self.combine_rule not in calibrate.Combiner.RULES:
-            raise SmallworldError(f"--combine-rule must be one of {', '.join(calibrate.Combiner.RULES)}")
+        """Every option checked here, once, for every door (CLI, run config, Python API, bench)."""
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise SmallworldError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}; "
+                                      f"got {getattr(self, name)!r}")
+        for name in ("budget", "calibration", "teacher_eval", "noisy_check", "concurrency", "retries"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < (1 if name == "concurrency" else 0):
+                raise SmallworldError(f"--{name.replace('_', '-')} must be a whole number"
+                                      + (" of at least 1" if name == "concurrency" else " (0 or more)"))
+        if self.shots < 0 or self.timeout <= 0 or self.temperature <= 0 or self.alpha < 0 or self.beta < 0:
+            raise SmallworldError("--shots, --alpha and --beta must be 0 or more; --timeout and --temperature positive")
+        if self.seed_size is not None and self.seed_size < 2:
+            raise SmallworldError("--seed-size must be at least 2")
+        if self.rounds < 1:
+            raise SmallworldError("--rounds must be at least 1")
+        if self.round_sizes:
+            if any(int(b) < 1 for b in self.round_sizes):
+                raise SmallworldError("--round-sizes must be positive integers")
+            self.budget, self.rounds = sum(int(b) for b in self.round_sizes), len(self.round_sizes)
+        if self.teacher is not None:
+            from .teacher import check_spec
+
+            check_spec(self.teacher)
         if self.prompt is not None:
             try:
                 prompt_modes(self.prompt)
@@ -312,235 +338,311 @@ def _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw, A, i
     return fit_distilled(task, cfg, seed_texts, Y_s, w_s, texts, Pt, w)
 
 
-def train(cfg: TrainConfig) -> dict:
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    task = load_task(cfg.task)
-    cfg.prompt = cfg.prompt or task.prompt  # the manifest records the prompt actually used
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.targets not in ("raw", "calibrated", "combined"):
-        raise SmallworldError("--targets must be raw, calibrated or combined")
-    if cfg.noisy not in ("keep", "drop", "relabel", "downweight"):
-        raise SmallworldError("--noisy must be keep, drop, relabel or downweight")
-    if cfg.strategy not in selection.STRATEGIES:
-        raise SmallworldError(f"--strategy must be one of {', '.join(selection.STRATEGIES)}")
-    if cfg.rounds < 1:
-        raise SmallworldError("--rounds must be at least 1")
-    if cfg.round_sizes:
-        if any(int(b) < 1 for b in cfg.round_sizes):
-            raise SmallworldError("--round-sizes must be positive integers")
-        cfg.budget, cfg.rounds = sum(int(b) for b in cfg.round_sizes), len(cfg.round_sizes)
+class Trainer:
+    """One training run, a method per stage: :meth:`load` -> :meth:`fit_seed` -> :meth:`teach` (calibration,
+    the noisy-label check, rounds of select -> ask -> retrain, the teacher's evaluation rows) -> :meth:`evaluate`
+    -> :meth:`save`. :meth:`run` does them in order; ``train(cfg)`` is ``Trainer(cfg).run()``. Every input is
+    checked (and the options were, by :class:`TrainConfig`) before a teacher call is made or a file written."""
 
-    # -- data ---------------------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    stats = D.ReadStats()
-    labelled = _load_labelled(cfg.labelled, task, cfg.on_error, stats)
-    dev = _load_labelled(cfg.dev, task, cfg.on_error, stats) if cfg.dev else []
-    heldout: list[dict] = []
-    if cfg.holdout_sources:
-        labelled, heldout = holdout_split(task, labelled, dev, cfg.holdout_sources)
-        dev = [r for r in dev if r.get("source") not in set(cfg.holdout_sources)]
-    seed_rows = stratified_sample(labelled, cfg.seed_size, cfg.seed) if cfg.seed_size else labelled
-    if len({r["label"] for r in seed_rows}) < 2:
-        raise SmallworldError("the labelled seed needs rows of at least two labels")
-    synthetic = load_synthetic(cfg.synthetic, task, cfg.on_error, stats)
-    unl: list[dict] = []
-    for p in cfg.unlabelled:
-        unl.extend(r for r in D.iter_rows(p, on_error=cfg.on_error, stats=stats))
-    timings["load"] = time.perf_counter() - t0
-    eval_sets = {name: ([task.normalise(r["text"]) for r in rows], np.array([r["label"] == task.positive for r in rows]))
-                 for name, rows in (("dev", dev), ("heldout", heldout)) if rows}
-    if stats.skipped:
-        info(f"skipped {stats.skipped} rows: {stats.reasons}", markup=False)
-    info(f"[bold]{task.name}[/]: seed {len(seed_rows)} labelled rows ({_counts(seed_rows)})"
-         + (f" + {len(synthetic)} synthetic ({_counts(synthetic)})" if synthetic else "") + ", "
-         f"{len(unl)} unlabelled rows, teacher budget {cfg.budget if cfg.teacher else 0} "
-         f"({cfg.strategy}, {cfg.rounds} round(s)); dev {len(dev)}, held-out {len(heldout)}")
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.task = load_task(cfg.task)
+        cfg.prompt = cfg.prompt or self.task.prompt  # the manifest records the prompt actually used
+        self.out = Path(cfg.out)
+        self.timings: dict[str, float] = {}
+        self.stats = D.ReadStats()
+        nl = len(self.task.labels)
+        self.teacher_info: dict = {"spec": cfg.teacher}
+        self.disagreements: list[dict] = []
+        self.checked: list[dict] = []
+        self.teacher_eval: dict = {}
+        self.asked: list[int] = []                  # indices into unl the teacher answered, in order
+        self.P_raw_asked = np.zeros((0, nl))
+        self.A_asked = np.zeros(0)                  # the prompt ensemble's agreement on each answer (1.0: one prompt)
+        self.inherit: list[tuple[int, int]] = []    # (member index, position in asked of its representative)
+        self.cal = self.comb = None
+        self.metrics: dict = {}
 
-    # -- the seed-only student ----------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    train_rows = seed_rows + synthetic  # synthetic rows train both students; demonstrations and checks use the seed
-    seed_texts = [task.normalise(r["text"]) for r in train_rows]
-    Y_seed = onehot(task, [r["label"] for r in train_rows])
-    w_seed = np.array([float(r.get("weight", 1.0)) for r in train_rows])
-    seed_only = LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(seed_texts, Y_seed, w_seed)
-    timings["train_seed_only"] = time.perf_counter() - t0
-    distilled = seed_only
-    if cfg.student != "linear" and not cfg.teacher:  # no teacher: the chosen family on the seed alone
-        distilled = fit_distilled(task, cfg, seed_texts, Y_seed, w_seed, [], np.zeros((0, len(task.labels))),
-                                  np.zeros(0))
+    def run(self) -> TrainResult:
+        t = time.perf_counter()
+        self.check_inputs()
+        self.load()
+        self.fit_seed()
+        if self.cfg.teacher:
+            self.teach()
+        self.evaluate()
+        self.timings["total"] = time.perf_counter() - t
+        return self.save()
 
-    # -- teacher: calibration, noisy labels, rounds of select -> ask -> retrain ----------------------------
-    teacher_info: dict = {"spec": cfg.teacher}
-    disagreements: list[dict] = []
-    teacher_eval: dict = {}
-    asked: list[int] = []                 # indices into unl the teacher answered, in order
-    P_raw_asked = np.zeros((0, len(task.labels)))
-    A_asked = np.zeros(0)                 # the prompt ensemble's agreement on each answer (1.0: one prompt)
-    inherit: list[tuple[int, int]] = []   # (member index, position in asked of its representative)
-    rounds_info: list[dict] = []
-    if cfg.teacher:
+    # -- stages -------------------------------------------------------------------------------------------
+    def check_inputs(self) -> None:
+        """Every input exists and is readable, the output folder can be made; nothing is written yet."""
+        cfg = self.cfg
+        paths = [*_paths(cfg.labelled), *cfg.unlabelled, *cfg.synthetic, *([cfg.dev] if cfg.dev else [])]
+        for p in paths:
+            D.check_input(p)
+        if paths.count("-") > 1:
+            raise SmallworldError("standard input ('-') can be read once: give it to one input only")
+        D.check_output_dir(self.out)
+
+    def load(self) -> None:
+        cfg, task, t0 = self.cfg, self.task, time.perf_counter()
+        labelled = _load_labelled(cfg.labelled, task, cfg.on_error, self.stats)
+        dev = _load_labelled(cfg.dev, task, cfg.on_error, self.stats) if cfg.dev else []
+        heldout: list[dict] = []
+        if cfg.holdout_sources:
+            labelled, heldout = holdout_split(task, labelled, dev, cfg.holdout_sources)
+            dev = [r for r in dev if r.get("source") not in set(cfg.holdout_sources)]
+        self.seed_rows = stratified_sample(labelled, cfg.seed_size, cfg.seed) if cfg.seed_size else labelled
+        if len({r["label"] for r in self.seed_rows}) < 2:
+            raise SmallworldError("the labelled seed needs rows of at least two labels")
+        self.synthetic = load_synthetic(cfg.synthetic, task, cfg.on_error, self.stats)
+        self.unl: list[dict] = []
+        for p in cfg.unlabelled:
+            self.unl.extend(D.iter_rows(p, on_error=cfg.on_error, stats=self.stats))
+        self.dev, self.heldout = dev, heldout
+        self.timings["load"] = time.perf_counter() - t0
+        self.eval_sets = {name: ([task.normalise(r["text"]) for r in rows],
+                                 np.array([r["label"] == task.positive for r in rows]))
+                          for name, rows in (("dev", dev), ("heldout", heldout)) if rows}
+        if self.stats.skipped:
+            info(f"skipped {self.stats.skipped} rows: {self.stats.reasons}", markup=False)
+        info(f"[bold]{task.name}[/]: seed {len(self.seed_rows)} labelled rows ({_counts(self.seed_rows)})"
+             + (f" + {len(self.synthetic)} synthetic ({_counts(self.synthetic)})" if self.synthetic else "") + ", "
+             f"{len(self.unl)} unlabelled rows, teacher budget {cfg.budget if cfg.teacher else 0} "
+             f"({cfg.strategy}, {cfg.rounds} round(s)); dev {len(dev)}, held-out {len(heldout)}")
+
+    def fit_seed(self) -> None:
+        """The seed-only student (synthetic rows train both students; demonstrations and checks use the seed)."""
+        cfg, task, t0 = self.cfg, self.task, time.perf_counter()
+        train_rows = self.seed_rows + self.synthetic
+        self.seed_texts = [task.normalise(r["text"]) for r in train_rows]
+        self.Y_seed = onehot(task, [r["label"] for r in train_rows])
+        self.w_seed = np.array([float(r.get("weight", 1.0)) for r in train_rows])
+        self.seed_only = LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(
+            self.seed_texts, self.Y_seed, self.w_seed)
+        self.timings["train_seed_only"] = time.perf_counter() - t0
+        self.distilled = self.seed_only
+        if cfg.student != "linear" and not cfg.teacher:  # no teacher: the chosen family on the seed alone
+            self.distilled = fit_distilled(task, cfg, self.seed_texts, self.Y_seed, self.w_seed, [],
+                                           np.zeros((0, len(task.labels))), np.zeros(0))
+        self.Y_s, self.w_s = self.Y_seed, self.w_seed
+
+    def teach(self) -> None:
         from .teacher import make_teacher
 
-        t0 = time.perf_counter()
+        cfg, t0 = self.cfg, time.perf_counter()
         teacher = make_teacher(cfg.teacher, cache_path=cfg.cache, model=cfg.teacher_model, endpoint=cfg.endpoint,
                                concurrency=cfg.concurrency, timeout=cfg.timeout, retries=cfg.retries,
                                api_key_env=cfg.api_key_env, price_prompt_per_1k=cfg.price_prompt_per_1k,
                                price_completion_per_1k=cfg.price_completion_per_1k)
-        demos = prompting.Demonstrations(task, seed_rows, k=cfg.shots, mode=cfg.prompt, rubric=cfg.rubric)
+        demos = prompting.Demonstrations(self.task, self.seed_rows, k=cfg.shots, mode=cfg.prompt, rubric=cfg.rubric)
+        rounds_info: list[dict] = []
         try:
-            cal_rows = calibrate.calibration_rows(demos, seed_rows, cfg.calibration, cfg.seed + 1)
-            P_cal_raw = prompting.ask_rows(teacher, task, demos, cal_rows, "teacher: calibration rows", cfg.progress, exclude=True)
-            y_cal = np.array([task.labels.index(r["label"]) for r in cal_rows], dtype=int)
-            cal = calibrate.Calibrator(len(task.labels)).fit(P_cal_raw, y_cal)
-            P_cal = cal.transform(P_cal_raw)
-            # the noisy-label check: calibration rows, plus --noisy-check more seed rows
-            in_cal = {r["id"] for r in cal_rows}
-            rest = [r for r in seed_rows if r["id"] not in in_cal and r["id"] not in demos.fixed_ids()]
-            extra = [rest[i] for i in calibrate.sample_idx(len(rest), cfg.noisy_check, cfg.seed + 4)] if cfg.noisy_check else []
-            P_extra = cal.transform(prompting.ask_rows(teacher, task, demos, extra, "teacher: noisy-label check",
-                                               cfg.progress, exclude=True))
-            cv = seed_cross_val(task, cfg, seed_rows, seed_texts, Y_seed, w_seed)
-            noisy: dict[str, np.ndarray] = {}
-            checked = cal_rows + extra
-            for r, p in zip(checked, np.vstack([P_cal, P_extra]) if len(extra) else P_cal):
-                y = task.labels.index(r["label"])
-                if np.isnan(p).any() or p[y] > 1 - cfg.noisy_threshold:
-                    continue
-                student_agrees = cv[r["id"]][y] < 0.5
-                if cfg.noisy_needs_student and not student_agrees:
-                    continue
-                disagreements.append({"id": r["id"], "text": r["text"], "label": r["label"],
-                                      "teacher": task.labels[int(np.argmax(p))], "probs": _round(p),
-                                      "student_cv_probs": _round(cv[r["id"]]), "source": r.get("source"),
-                                      "meta": r.get("meta")})
-                noisy[r["id"]] = p
-            Y_s, w_s = _noisy_handling(cfg, seed_rows, Y_seed, w_seed, noisy)
-            # teacher and seed-only student together, fitted on the calibration rows (documented in Combiner)
-            comb = calibrate.Combiner(len(task.labels), cfg.combine_rule).fit(P_cal_raw, np.array([cv[r["id"]] for r in cal_rows]), y_cal)
-
-            def targets(P_raw: np.ndarray, idx: list[int]) -> np.ndarray:
-                if cfg.targets == "calibrated":
-                    return cal.transform(P_raw)
-                if cfg.targets == "combined" and len(idx):
-                    return comb.transform(P_raw, seed_only.predict_proba([task.normalise(unl[i]["text"]) for i in idx]))
-                return P_raw
-
-            folded = {selection._fold(r["text"]) for r in seed_rows}
+            self.calibrate(teacher, demos)
+            self.noisy_check(teacher, demos)
             budgets = [int(b) for b in cfg.round_sizes] or \
                 [cfg.budget // cfg.rounds + (1 if r < cfg.budget % cfg.rounds else 0) for r in range(cfg.rounds)]
+            folded = {selection._fold(r["text"]) for r in self.seed_rows}
             for rnd, b in enumerate(budgets):
-                student = None if rnd == 0 and cfg.strategy in ("random", "dedup") else distilled
-                sel = selection.select(cfg.strategy, unl, b, student=student, feature_cfg=dict(task.features),
-                               known_texts=seed_texts + [task.normalise(unl[i]["text"]) for i in asked],
-                               seed=cfg.seed + rnd, exclude=folded, normalise=task.normalise)
-                P, A = prompting.ask_rows(teacher, task, demos, [unl[i] for i in sel.ask],
-                                  f"teacher: round {rnd + 1}/{cfg.rounds}", cfg.progress, with_agreement=True)
-                base = len(asked)
-                asked += sel.ask
-                P_raw_asked = np.vstack([P_raw_asked, P])
-                A_asked = np.concatenate([A_asked, A])
-                for pos, rep in enumerate(sel.ask):
-                    for m in sel.members.get(rep, []):
-                        inherit.append((m, base + pos))
-                folded |= {selection._fold(unl[i]["text"]) for i in sel.ask}
-                folded |= {selection._fold(unl[m]["text"]) for rep in sel.ask for m in sel.members.get(rep, [])}
-                distilled = _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw_asked, A_asked,
-                                       inherit)
-                rounds_info.append({"round": rnd + 1, "asked": len(sel.ask), "teacher_calls": len(asked),
-                                    "inherited": sum(len(sel.members.get(a, [])) for a in sel.ask),
-                                    "select_seconds": round(sel.seconds, 3),
-                                    "metrics": _curve_point(task, distilled, eval_sets)})
-            for name, rows in (("dev", dev), ("heldout", heldout)):
-                if rows and cfg.teacher_eval:
-                    idx = calibrate.balanced_idx(np.array([r["label"] == task.positive for r in rows]), cfg.teacher_eval,
-                                         cfg.seed + 2)
-                    Pt = prompting.ask_rows(teacher, task, demos, [rows[i] for i in idx],
-                                    f"teacher: {name} rows (evaluation)", cfg.progress)
-                    teacher_eval[name] = (idx, cal.transform(Pt), Pt)
+                rounds_info.append(self.ask_round(teacher, demos, rnd, b, folded))
+            self.ask_evaluation_rows(teacher, demos)
         finally:
             teacher.close()
             info(teacher.usage.render(), markup=False)
-        teacher_info.update(usage=teacher.usage.to_dict(), model_id=teacher.model_id, calibration=cal.to_dict(),
-                            teacher_student=comb.to_dict(),
-                            rounds=rounds_info)
-        ok = ~np.isnan(P_cal).any(axis=1)
-        if ok.sum() and len(set(y_cal[ok])) > 1:
-            teacher_info["calibration_metrics"] = {
-                "raw": E.binary_metrics(y_cal[ok] == task.pos_index, P_cal_raw[ok, task.pos_index]),
-                "calibrated": E.binary_metrics(y_cal[ok] == task.pos_index, P_cal[ok, task.pos_index])}
-        timings["teacher"] = time.perf_counter() - t0
-        P_c = cal.transform(P_raw_asked)
-        D.write_jsonl(out / "teacher_labels.jsonl",
-                      ({"id": unl[i]["id"], "text": unl[i]["text"], "probs": _round(p), "raw": _round(q),
-                        "agreement": round(float(g), 4)}
-                       for i, p, q, g in zip(asked, P_c, P_raw_asked, A_asked) if not np.isnan(q).any()))
-        D.write_jsonl(out / "disagreements.jsonl", disagreements)
+        self.teacher_info.update(usage=teacher.usage.to_dict(), model_id=teacher.model_id,
+                                 calibration=self.cal.to_dict(), teacher_student=self.comb.to_dict(),
+                                 rounds=rounds_info)
+        self.timings["teacher"] = time.perf_counter() - t0
         who = "the teacher (p >= %g) and the cross-validated student" % cfg.noisy_threshold if cfg.noisy_needs_student \
             else "the teacher (p >= %g)" % cfg.noisy_threshold
-        info(f"noisy-label check: {who} contradict {len(disagreements)} of {len(checked)} seed labels checked "
-             f"(handling: {cfg.noisy}); see disagreements.jsonl")
-    n_teacher_rows = int((~np.isnan(P_raw_asked).any(axis=1)).sum()) if len(P_raw_asked) else 0
+        info(f"noisy-label check: {who} contradict {len(self.disagreements)} of {len(self.checked)} seed labels "
+             f"checked (handling: {cfg.noisy}); see disagreements.jsonl")
 
-    # -- evaluation ---------------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    metrics: dict = {}
-    for name, rows in (("dev", dev), ("heldout", heldout)):
-        if not rows:
-            continue
+    def calibrate(self, teacher, demos) -> None:
+        """The teacher on class-balanced seed rows: its calibration, and its combination with the seed-only
+        student (documented in :class:`~smallworld.calibrate.Combiner`)."""
+        cfg, task = self.cfg, self.task
+        self.cal_rows = calibrate.calibration_rows(demos, self.seed_rows, cfg.calibration, cfg.seed + 1)
+        P_raw = prompting.ask_rows(teacher, task, demos, self.cal_rows, "teacher: calibration rows", cfg.progress,
+                                   exclude=True)
+        y = np.array([task.labels.index(r["label"]) for r in self.cal_rows], dtype=int)
+        self.cal = calibrate.Calibrator(len(task.labels)).fit(P_raw, y)
+        self.P_cal, self.P_cal_raw = self.cal.transform(P_raw), P_raw
+        n = len(self.seed_rows)  # the seed's own rows (synthetic ones follow them)
+        self.cv = seed_cross_val(task, cfg, self.seed_rows, self.seed_texts[:n], self.Y_seed[:n], self.w_seed[:n])
+        self.comb = calibrate.Combiner(len(task.labels), cfg.combine_rule).fit(
+            P_raw, np.array([self.cv[r["id"]] for r in self.cal_rows]), y)
+        ok = ~np.isnan(self.P_cal).any(axis=1)
+        if ok.sum() and len(set(y[ok])) > 1:
+            self.teacher_info["calibration_metrics"] = {
+                "raw": E.binary_metrics(y[ok] == task.pos_index, P_raw[ok, task.pos_index]),
+                "calibrated": E.binary_metrics(y[ok] == task.pos_index, self.P_cal[ok, task.pos_index])}
+
+    def noisy_check(self, teacher, demos) -> None:
+        """Seed labels a confident teacher (and, by default, the cross-validated student) contradicts: the
+        calibration rows plus ``noisy_check`` more; they are surfaced in disagreements.jsonl and handled."""
+        cfg, task = self.cfg, self.task
+        in_cal = {r["id"] for r in self.cal_rows}
+        rest = [r for r in self.seed_rows if r["id"] not in in_cal and r["id"] not in demos.fixed_ids()]
+        extra = [rest[i] for i in calibrate.sample_idx(len(rest), cfg.noisy_check, cfg.seed + 4)] if cfg.noisy_check else []
+        P_extra = self.cal.transform(prompting.ask_rows(teacher, task, demos, extra, "teacher: noisy-label check",
+                                                        cfg.progress, exclude=True))
+        noisy: dict[str, np.ndarray] = {}
+        self.checked = self.cal_rows + extra
+        for r, p in zip(self.checked, np.vstack([self.P_cal, P_extra]) if len(extra) else self.P_cal):
+            y = task.labels.index(r["label"])
+            if np.isnan(p).any() or p[y] > 1 - cfg.noisy_threshold:
+                continue
+            if cfg.noisy_needs_student and not self.cv[r["id"]][y] < 0.5:
+                continue
+            self.disagreements.append({"id": r["id"], "text": r["text"], "label": r["label"],
+                                       "teacher": task.labels[int(np.argmax(p))], "probs": _round(p),
+                                       "student_cv_probs": _round(self.cv[r["id"]]), "source": r.get("source"),
+                                       "meta": r.get("meta")})
+            noisy[r["id"]] = p
+        self.Y_s, self.w_s = _noisy_handling(cfg, self.seed_rows, self.Y_seed, self.w_seed, noisy)  # seed rows only
+
+    def targets(self, P_raw: np.ndarray, idx: list[int]) -> np.ndarray:
+        """What the student learns from the teacher's raw answers for unlabelled rows ``idx``."""
+        if self.cfg.targets == "calibrated":
+            return self.cal.transform(P_raw)
+        if self.cfg.targets == "combined" and len(idx):
+            return self.comb.transform(P_raw, self.seed_only.predict_proba(
+                [self.task.normalise(self.unl[i]["text"]) for i in idx]))
+        return P_raw
+
+    def ask_round(self, teacher, demos, rnd: int, budget: int, folded: set) -> dict:
+        """One round: select up to ``budget`` unlabelled rows, ask the teacher, retrain the distilled student."""
+        cfg, task, unl = self.cfg, self.task, self.unl
+        student = None if rnd == 0 and cfg.strategy in ("random", "dedup") else self.distilled
+        sel = selection.select(cfg.strategy, unl, budget, student=student, feature_cfg=dict(task.features),
+                               known_texts=self.seed_texts + [task.normalise(unl[i]["text"]) for i in self.asked],
+                               seed=cfg.seed + rnd, exclude=folded, normalise=task.normalise)
+        P, A = prompting.ask_rows(teacher, task, demos, [unl[i] for i in sel.ask],
+                                  f"teacher: round {rnd + 1}/{cfg.rounds}", cfg.progress,
+                                  with_agreement=True)
+        base = len(self.asked)
+        self.asked += sel.ask
+        self.P_raw_asked = np.vstack([self.P_raw_asked, P])
+        self.A_asked = np.concatenate([self.A_asked, A])
+        for pos, rep in enumerate(sel.ask):
+            for m in sel.members.get(rep, []):
+                self.inherit.append((m, base + pos))
+        folded |= {selection._fold(unl[i]["text"]) for i in sel.ask}
+        folded |= {selection._fold(unl[m]["text"]) for rep in sel.ask for m in sel.members.get(rep, [])}
+        self.distilled = _fit_round(task, cfg, self.targets, self.seed_texts, self.Y_s, self.w_s, unl, self.asked,
+                                    self.P_raw_asked, self.A_asked, self.inherit)
+        return {"round": rnd + 1, "asked": len(sel.ask), "teacher_calls": len(self.asked),
+                "inherited": sum(len(sel.members.get(a, [])) for a in sel.ask),
+                "select_seconds": round(sel.seconds, 3), "metrics": _curve_point(task, self.distilled, self.eval_sets)}
+
+    def ask_evaluation_rows(self, teacher, demos) -> None:
+        """The teacher on a class-balanced sample of each evaluation set, for its rows in the comparison."""
+        cfg, task = self.cfg, self.task
+        for name, rows in (("dev", self.dev), ("heldout", self.heldout)):
+            if rows and cfg.teacher_eval:
+                idx = calibrate.balanced_idx(np.array([r["label"] == task.positive for r in rows]), cfg.teacher_eval,
+                                             cfg.seed + 2)
+                Pt = prompting.ask_rows(teacher, task, demos, [rows[i] for i in idx],
+                                        f"teacher: {name} rows (evaluation)", cfg.progress)
+                self.teacher_eval[name] = (idx, self.cal.transform(Pt), Pt)
+
+    def evaluate(self) -> None:
+        """Seed-only and distilled students on every evaluation set; the teacher (and teacher with the seed-only
+        student) on its sample of it, with both students on exactly those rows; thresholds chosen on dev."""
+        task, t0 = self.task, time.perf_counter()
+        for name, rows in (("dev", self.dev), ("heldout", self.heldout)):
+            if rows:
+                self.metrics[name] = self._evaluate_set(name, rows)
+        self.timings["evaluate"] = time.perf_counter() - t0
+        thresholds = {}
+        if self.dev:  # high-confidence: FPR <= 1e-3; best guess: best F1
+            y = np.array([r["label"] == task.positive for r in self.dev], dtype=int)
+            s = self.distilled.predict_proba([task.normalise(r["text"]) for r in self.dev])[:, task.pos_index]
+            if 0 < y.sum() < len(y):
+                thresholds = {"high_confidence": E.threshold_at_fpr(y, s, 1e-3), "best_guess": E.best_f1_threshold(y, s)}
+        thresholds.setdefault("best_guess", 0.5)
+        thresholds.setdefault("high_confidence", 0.9)
+        self.thresholds = thresholds
+
+    def _evaluate_set(self, name: str, rows: list[dict]) -> dict:
+        task = self.task
         txt = [task.normalise(r["text"]) for r in rows]
         ylab = [r["label"] for r in rows]
         src = [r.get("source", "") for r in rows]
-        m = {"seed_only": E.evaluate(task.labels, task.positive, ylab, seed_only.predict_proba(txt), src),
-             "distilled": E.evaluate(task.labels, task.positive, ylab, distilled.predict_proba(txt), src)}
-        if name in teacher_eval:
-            idx, Pt, Pt_raw = teacher_eval[name]
-            okt = ~np.isnan(Pt).any(axis=1)
-            sub = idx[okt]
-            m["teacher"] = E.evaluate(task.labels, task.positive, [ylab[i] for i in sub], Pt[okt],
-                                      [src[i] for i in sub])
-            Pc = comb.transform(Pt_raw[okt], seed_only.predict_proba([txt[i] for i in sub]))
-            m["teacher_student"] = E.evaluate(task.labels, task.positive, [ylab[i] for i in sub], Pc,
-                                              [src[i] for i in sub])
-            # the students on exactly the teacher's rows, for a like-for-like comparison
-            for s_name, s in (("seed_only", seed_only), ("distilled", distilled)):
-                m[s_name + "_on_teacher_rows"] = E.binary_metrics(
-                    np.array([ylab[i] == task.positive for i in sub]),
-                    s.predict_proba([txt[i] for i in sub])[:, task.pos_index])
-        metrics[name] = m
-    timings["evaluate"] = time.perf_counter() - t0
+        m = {"seed_only": E.evaluate(task.labels, task.positive, ylab, self.seed_only.predict_proba(txt), src),
+             "distilled": E.evaluate(task.labels, task.positive, ylab, self.distilled.predict_proba(txt), src)}
+        if name not in self.teacher_eval:
+            return m
+        idx, Pt, Pt_raw = self.teacher_eval[name]
+        sub = idx[~np.isnan(Pt).any(axis=1)]
+        okt = ~np.isnan(Pt).any(axis=1)
+        m["teacher"] = E.evaluate(task.labels, task.positive, [ylab[i] for i in sub], Pt[okt], [src[i] for i in sub])
+        Pc = self.comb.transform(Pt_raw[okt], self.seed_only.predict_proba([txt[i] for i in sub]))
+        m["teacher_student"] = E.evaluate(task.labels, task.positive, [ylab[i] for i in sub], Pc, [src[i] for i in sub])
+        for s_name, s in (("seed_only", self.seed_only), ("distilled", self.distilled)):  # like for like
+            m[s_name + "_on_teacher_rows"] = E.binary_metrics(
+                np.array([ylab[i] == task.positive for i in sub]), s.predict_proba([txt[i] for i in sub])[:, task.pos_index])
+        return m
 
-    # thresholds chosen on dev (high-confidence: FPR <= 1e-3; best guess: best F1)
-    thresholds = {}
-    if dev:
-        y = np.array([r["label"] == task.positive for r in dev], dtype=int)
-        s = distilled.predict_proba([task.normalise(r["text"]) for r in dev])[:, task.pos_index]
-        if 0 < y.sum() < len(y):
-            thresholds = {"high_confidence": E.threshold_at_fpr(y, s, 1e-3), "best_guess": E.best_f1_threshold(y, s)}
-    thresholds.setdefault("best_guess", 0.5)
-    thresholds.setdefault("high_confidence", 0.9)
+    def save(self) -> TrainResult:
+        """The model folder: both students, the teacher's labels, the disagreements and the manifest."""
+        cfg, task, out, unl = self.cfg, self.task, self.out, self.unl
+        out.mkdir(parents=True, exist_ok=True)
+        n_teacher = int((~np.isnan(self.P_raw_asked).any(axis=1)).sum()) if len(self.P_raw_asked) else 0
+        if cfg.teacher:
+            P_c = self.cal.transform(self.P_raw_asked)
+            D.write_jsonl(out / "teacher_labels.jsonl",
+                          ({"id": unl[i]["id"], "text": unl[i]["text"], "probs": _round(p), "raw": _round(q),
+                            "agreement": round(float(g), 4)}
+                           for i, p, q, g in zip(self.asked, P_c, self.P_raw_asked, self.A_asked) if not np.isnan(q).any()))
+            D.write_jsonl(out / "disagreements.jsonl", self.disagreements)
+        meta = {"task": task.to_dict(), "thresholds": self.thresholds,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "trained_on": {"seed_rows": len(self.seed_rows), "synthetic_rows": len(self.synthetic),
+                               "teacher_rows": n_teacher, "inherited_rows": len(self.inherit)}}
+        modelfile.save(self.distilled, out, meta)
+        modelfile.save(self.seed_only, out / "seed_only",
+                       meta | {"trained_on": {"seed_rows": len(self.seed_rows), "teacher_rows": 0}})
+        inputs = {p: input_digest(p) for p in [*_paths(cfg.labelled), *cfg.unlabelled, *cfg.synthetic,
+                                               *([cfg.dev] if cfg.dev else [])]}
+        manifest = {"smallworld": __import__("smallworld").__version__, "config": asdict(cfg), "inputs": inputs,
+                    "counts": {"seed": len(self.seed_rows), "synthetic": len(self.synthetic), "unlabelled": len(unl),
+                               "chosen": len(self.asked), "teacher_labelled": n_teacher, "inherited": len(self.inherit),
+                               "dev": len(self.dev), "heldout": len(self.heldout),
+                               "disagreements": len(self.disagreements), "skipped_rows": self.stats.skipped,
+                               "skipped_reasons": self.stats.reasons},
+                    "teacher": self.teacher_info, "metrics": self.metrics, "thresholds": self.thresholds,
+                    "timings": {k: round(v, 3) for k, v in self.timings.items()},
+                    "artifacts": {str(p.relative_to(out)): sha256_file(str(p)) for p in sorted(out.rglob("*"))
+                                  if p.is_file() and p.name != "manifest.json"} | {"manifest.json": None}}
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        return TrainResult(out, manifest)
 
-    meta = {"task": task.to_dict(), "thresholds": thresholds, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "trained_on": {"seed_rows": len(seed_rows), "synthetic_rows": len(synthetic), "teacher_rows": n_teacher_rows,
-                           "inherited_rows": len(inherit)}}
-    modelfile.save(distilled, out, meta)
-    modelfile.save(seed_only, out / "seed_only", meta | {"trained_on": {"seed_rows": len(seed_rows), "teacher_rows": 0}})
 
-    timings["total"] = time.perf_counter() - t_start
-    lab_paths = list(cfg.labelled) if isinstance(cfg.labelled, (list, tuple)) else [cfg.labelled]
-    inputs = {p: {"sha256": sha256_file(p)} for p in [*lab_paths, *cfg.unlabelled, *cfg.synthetic, *([cfg.dev] if cfg.dev else [])]}
-    manifest = {"smallworld": __import__("smallworld").__version__, "config": asdict(cfg), "inputs": inputs,
-                "counts": {"seed": len(seed_rows), "synthetic": len(synthetic), "unlabelled": len(unl), "chosen": len(asked),
-                           "teacher_labelled": n_teacher_rows, "inherited": len(inherit), "dev": len(dev), "heldout": len(heldout),
-                           "disagreements": len(disagreements), "skipped_rows": stats.skipped,
-                           "skipped_reasons": stats.reasons},
-                "teacher": teacher_info, "metrics": metrics, "thresholds": thresholds,
-                "timings": {k: round(v, 3) for k, v in timings.items()},
-                "artifacts": {str(p.relative_to(out)): sha256_file(str(p)) for p in sorted(out.rglob("*"))
-                              if p.is_file() and p.name != "manifest.json"} | {"manifest.json": None}}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return TrainResult(out, manifest)
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run every stage of a training run (:class:`Trainer`)."""
+    return Trainer(cfg).run()
+
+
+def _paths(p: str | list[str]) -> list[str]:
+    return list(p) if isinstance(p, (list, tuple)) else [p]
+
+
+def input_digest(path: str) -> dict:
+    """What the manifest records of an input: a file's sha256; a directory's sha256 over its readable files'
+    names and digests (and how many); standard input is recorded as such (it cannot be read twice)."""
+    if path == "-":
+        return {"stdin": True}
+    p = Path(path)
+    if p.is_dir():
+        h, n = hashlib.sha256(), 0
+        for f in sorted(q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(D.TEXT_EXT)):
+            h.update(f"{f.relative_to(p)}\0{sha256_file(str(f))}\n".encode())
+            n += 1
+        return {"sha256": h.hexdigest(), "files": n}
+    return {"sha256": sha256_file(path)}
 
 
 def _curve_point(task: Task, student, eval_sets: dict) -> dict:

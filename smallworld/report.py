@@ -360,7 +360,7 @@ def build(run_dir: str | Path, cpu_price_per_hour: float = 0.05) -> dict:
     for s in sets:
         if not s.both:
             notes.append(f"{s.name}: only one class among its {len(s.y)} rows; no curves")
-    thr = float(scorer.thresholds.get("best_guess", 0.5))
+    thr = scorer.threshold("best_guess")
     figs: dict[str, tuple[str, bytes]] = {}
     if sets_ok:
         figs["roc"] = ("ROC curves (log false-positive rate)", _png(fig_roc(sets_ok)))

@@ -24,7 +24,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from .errors import SmallworldError
-from .pipeline import TrainConfig, sha256_file
+from .pipeline import TrainConfig, input_digest, sha256_file
 from .tasks import BUILTIN, load_task
 
 # config section -> {config key: TrainConfig field}
@@ -178,8 +178,9 @@ def _sha(obj) -> str:
 
 
 def _inputs(cfg: TrainConfig) -> dict:
+    """Each input's digest (a file's sha256; a directory's over its files; stdin marked as such)."""
     lab = cfg.labelled if isinstance(cfg.labelled, list) else [cfg.labelled]
-    return {p: sha256_file(p) for p in [*lab, *cfg.unlabelled, *cfg.synthetic, *([cfg.dev] if cfg.dev else [])]}
+    return {p: input_digest(p) for p in [*lab, *cfg.unlabelled, *cfg.synthetic, *([cfg.dev] if cfg.dev else [])]}
 
 
 def train_key(cfg: TrainConfig, inputs: dict) -> str:
@@ -192,70 +193,19 @@ def run(config: str | Path, overrides: list[str] = (), out: str | None = None, f
         echo=print) -> dict:
     """Run (or resume) every stage of a run config; returns run.json's contents."""
     cfg, report_cfg, run_dir = load_config(config, overrides, out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    rj_path = run_dir / "run.json"
-    prev = {}
-    if rj_path.exists():
-        try:
-            prev = json.loads(rj_path.read_text(encoding="utf-8"))
-        except ValueError:
-            prev = {}
-    prev_stages = prev.get("stages", {}) if isinstance(prev, dict) else {}
-    inputs = _inputs(cfg)
-    state = {"smallworld": __import__("smallworld").__version__, "config": str(Path(config).resolve()),
-             "config_sha256": sha256_file(str(config)), "overrides": list(overrides),
-             "inputs": {p: {"sha256": h} for p, h in inputs.items()},
-             "parameters": {k: v for k, v in asdict(cfg).items() if k != "progress"},
-             "report_parameters": report_cfg, "stages": {}}
-
-    def save():
-        rj_path.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-
-    def fresh(name: str, key: str, outputs: list[Path]) -> bool:
-        p = prev_stages.get(name, {})
-        if force or p.get("key") != key or p.get("status") not in ("done", "skipped"):
-            return False
-        got = p.get("outputs", {})
-        return all(o.is_file() and got.get(o.name) == sha256_file(str(o)) for o in outputs)
-
-    def stage(name: str, key: str, outputs: list[Path], fn) -> None:
-        t0 = time.perf_counter()
-        if fresh(name, key, outputs):
-            state["stages"][name] = prev_stages[name] | {"status": "skipped", "seconds": 0.0,
-                                                           "last_run_seconds": prev_stages[name].get("seconds")
-                                                           if prev_stages[name].get("status") == "done"
-                                                           else prev_stages[name].get("last_run_seconds")}
-            echo(f"stage {name}: up to date, skipped")
-            save()
-            return
-        state["stages"][name] = {"status": "running", "key": key, "started": _now()}
-        save()
-        try:
-            fn()
-        except BaseException as e:
-            state["stages"][name] |= {"status": "failed", "error": str(e) or type(e).__name__,
-                                      "seconds": round(time.perf_counter() - t0, 3)}
-            save()
-            raise
-        state["stages"][name] |= {"status": "done", "seconds": round(time.perf_counter() - t0, 3),
-                                  "outputs": {o.name: sha256_file(str(o)) for o in outputs if o.is_file()}}
-        save()
-        echo(f"stage {name}: done in {state['stages'][name]['seconds']:.1f} s")
-
+    r = _Run(config, overrides, cfg, report_cfg, run_dir, force, echo)
     model_dir = Path(cfg.out)
     manifest_path = model_dir / "manifest.json"
 
     def do_train():
         from .pipeline import comparison_table, train
 
-        m = train(cfg)
-        echo(comparison_table(m.manifest))
+        echo(comparison_table(train(cfg).manifest))
 
-    stage("train", train_key(cfg, inputs), [manifest_path, model_dir / "model.json"], do_train)
+    r.stage("train", train_key(cfg, r.inputs), [manifest_path, model_dir / "model.json"], do_train)
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    state["teacher"] = manifest.get("teacher", {})
-    state["metrics"] = manifest.get("metrics", {})
-
+    r.state["teacher"] = manifest.get("teacher", {})
+    r.state["metrics"] = manifest.get("metrics", {})
     if report_cfg["enabled"]:
         rep_dir = run_dir / "report"
 
@@ -264,13 +214,68 @@ def run(config: str | Path, overrides: list[str] = (), out: str | None = None, f
 
             write_report(model_dir, rep_dir, cpu_price_per_hour=report_cfg["cpu_price_per_hour"])
 
-        stage("report", _sha({"manifest": sha256_file(str(manifest_path)), "report": report_cfg,
-                              "smallworld": state["smallworld"]}),
-              [rep_dir / "report.html", rep_dir / "report.md"], do_report)
-    state["outputs"] = {"model": str(model_dir), **({"report": str(run_dir / "report")} if report_cfg["enabled"] else {})}
-    state["finished"] = _now()
-    save()
-    return state
+        r.stage("report", _sha({"manifest": sha256_file(str(manifest_path)), "report": report_cfg,
+                                "smallworld": r.state["smallworld"]}),
+                [rep_dir / "report.html", rep_dir / "report.md"], do_report)
+    r.state["outputs"] = {"model": str(model_dir), **({"report": str(run_dir / "report")} if report_cfg["enabled"] else {})}
+    r.state["finished"] = _now()
+    r.save()
+    return r.state
+
+
+class _Run:
+    """A run folder's ``run.json``: each stage's key, status, timings and output digests, saved as it changes;
+    a stage whose key and outputs match the last run is skipped."""
+
+    def __init__(self, config, overrides, cfg: TrainConfig, report_cfg: dict, run_dir: Path, force: bool, echo):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path, self.force, self.echo = run_dir / "run.json", force, echo
+        prev = {}
+        if self.path.exists():
+            try:
+                prev = json.loads(self.path.read_text(encoding="utf-8"))
+            except ValueError:
+                prev = {}
+        self.prev = prev.get("stages", {}) if isinstance(prev, dict) else {}
+        self.inputs = _inputs(cfg)
+        self.state = {"smallworld": __import__("smallworld").__version__, "config": str(Path(config).resolve()),
+                      "config_sha256": sha256_file(str(config)), "overrides": list(overrides),
+                      "inputs": self.inputs, "parameters": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+                      "report_parameters": report_cfg, "stages": {}}
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.state, indent=2) + "\n", encoding="utf-8")
+
+    def fresh(self, name: str, key: str, outputs: list[Path]) -> bool:
+        p = self.prev.get(name, {})
+        if self.force or p.get("key") != key or p.get("status") not in ("done", "skipped"):
+            return False
+        got = p.get("outputs", {})
+        return all(o.is_file() and got.get(o.name) == sha256_file(str(o)) for o in outputs)
+
+    def stage(self, name: str, key: str, outputs: list[Path], fn) -> None:
+        t0 = time.perf_counter()
+        st = self.state["stages"]
+        if self.fresh(name, key, outputs):
+            p = self.prev[name]
+            st[name] = p | {"status": "skipped", "seconds": 0.0,
+                            "last_run_seconds": p.get("seconds") if p.get("status") == "done" else p.get("last_run_seconds")}
+            self.echo(f"stage {name}: up to date, skipped")
+            self.save()
+            return
+        st[name] = {"status": "running", "key": key, "started": _now()}
+        self.save()
+        try:
+            fn()
+        except BaseException as e:
+            st[name] |= {"status": "failed", "error": str(e) or type(e).__name__,
+                         "seconds": round(time.perf_counter() - t0, 3)}
+            self.save()
+            raise
+        st[name] |= {"status": "done", "seconds": round(time.perf_counter() - t0, 3),
+                     "outputs": {o.name: sha256_file(str(o)) for o in outputs if o.is_file()}}
+        self.save()
+        self.echo(f"stage {name}: done in {st[name]['seconds']:.1f} s")
 
 
 def _now() -> str:

@@ -11,9 +11,9 @@ from typing import Sequence
 import numba as nb
 import numpy as np
 
+from .choices import STRATEGIES  # noqa: F401  (re-exported)
 from .student import features
 
-STRATEGIES = ("random", "uncertainty", "diversity", "dedup", "combined")
 CHUNK = 8192
 
 
@@ -52,17 +52,39 @@ def margins(student, texts: Sequence[str]) -> np.ndarray:
 
 def embed(texts: Sequence[str], feature_cfg: dict, dims: int = 64, seed: int = 0) -> np.ndarray:
     """A dense random projection of the student's hashed features (rows L2-normalised), built in chunks so
-    the sparse matrix of only one chunk is ever held."""
+    the sparse matrix of only one chunk is ever held. The projection is a random sign per (bucket, dimension)
+    computed from a hash of the bucket (Achlioptas' +-1 projection), never stored: memory does not grow with
+    the hash table (a stored 2**26 x 64 matrix would be 16 GiB)."""
     cfg = features.config(feature_cfg)
-    rng = np.random.default_rng(seed)
-    R = rng.standard_normal((1 << cfg["dim_bits"], dims)).astype(np.float32)
-    out = np.empty((len(texts), dims), dtype=np.float32)
+    out = np.zeros((len(texts), dims), dtype=np.float32)
     for a in range(0, len(texts), CHUNK):
-        X = features.transform(list(texts[a:a + CHUNK]), cfg)
-        E = np.asarray(X @ R, dtype=np.float32)
+        X = features.transform(list(texts[a:a + CHUNK]), cfg).tocsr()
+        E = out[a:a + CHUNK]
+        _sign_project(X.indptr, X.indices, X.data.astype(np.float32), dims, np.uint64(seed), E)
         E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-9)
-        out[a:a + CHUNK] = E
     return out
+
+
+@nb.njit(cache=True)
+def _splitmix64(x):
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@nb.njit(cache=True)
+def _sign_project(indptr, indices, data, dims, seed, out):
+    for i in range(len(indptr) - 1):
+        for p in range(indptr[i], indptr[i + 1]):
+            v = data[p]
+            for blk in range(0, dims, 64):
+                h = _splitmix64((np.uint64(indices[p]) << np.uint64(8)) ^ np.uint64(blk // 64) ^ (seed << np.uint64(40)))
+                for j in range(blk, min(blk + 64, dims)):
+                    if (h >> np.uint64(j - blk)) & np.uint64(1):
+                        out[i, j] += v
+                    else:
+                        out[i, j] -= v
 
 
 def k_center_greedy(E: np.ndarray, k: int, known: np.ndarray | None = None) -> list[int]:

@@ -288,20 +288,44 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
                verify: bool = True, threshold: float = 0.5, temperature: float = 0.9, seed: int = 0,
                weight: float = 1.0, oversample: float = 1.5, style_examples: int = 0,
                progress: bool = True) -> tuple[list[dict], SynthReport]:
-    """About ``n`` items spread evenly over ``entries``, generating ``oversample`` times as many for the filters."""
-    from .progress import bar
-
+    """About ``n`` items spread evenly over ``entries``, generating ``oversample`` times as many for the filters:
+    generate -> cheap filters (validity, length, placeholders, prompt echoes, exact duplicates) -> near-duplicates
+    (in the batch, then against the training data) -> the teacher's verification -> rows."""
     if not entries:
         raise SmallworldError("no taxonomy entries to generate for")
     shape = SHAPES.get(task.name, Shape("item", 3, 500, 5, task.max_item_chars))
     rep = SynthReport()
+    cand = _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, oversample, style_examples,
+                     progress, rep)
+    kept = _cheap_filters(task, shape, cand, train_rows, seed, rep)
+    kept, novelty = _near_duplicates(task, kept, train_rows, seed, rep)
+    p_int = np.full(len(kept), np.nan)
+    if kept and verify:
+        kept, novelty, p_int = _verify(task, teacher, kept, novelty, train_rows, threshold, progress, rep)
+    rows = []
+    for (t, e), nov, p in zip(kept, novelty, p_int):
+        rep.per_entry[e.id]["kept"] += 1
+        rows.append({"id": "syn-" + hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest()[:12], "text": t,
+                     "label": e.label, "source": f"synthetic:{task.name}/{e.id}", "weight": weight,
+                     "meta": {"taxonomy": e.id, "technique": e.name, "novelty": round(float(nov), 4),
+                              "teacher_p": None if np.isnan(p) else round(float(p), 4)}})
+    rep.kept = len(rows)
+    rep.diversity = diversity([r["text"] for r in rows], novelty)
+    return rows, rep
+
+
+def _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, oversample, style_examples, progress,
+              rep) -> list[tuple[str, Entry]]:
+    """The teacher's items for each entry (JSON-schema-bound answers; unparseable answers counted)."""
+    from .progress import bar
+
     per_entry = math.ceil(n / len(entries))
     cand: list[tuple[str, Entry]] = []
     calls_per_entry = max(1, math.ceil(per_entry * oversample / shape.per_call))  # headroom: the filters drop some
     schema = _schema(shape, shape.per_call)
     rng = np.random.default_rng(seed)
     short = {lab: [r["text"] for r in train_rows if r.get("label") == lab and 10 <= len(r["text"]) <= 160
-                  and not PLACEHOLDER.search(r["text"])]
+                   and not PLACEHOLDER.search(r["text"])]
              for lab in task.labels} if not shape.email and task.name != "html" else {}
     with bar("teacher: generating", len(entries) * calls_per_entry, progress) as tick:
         for e in entries:
@@ -311,8 +335,8 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
             prompt = build_prompt(task, shape, e, shape.per_call, examples)
             rep.per_entry.setdefault(e.id, {"generated": 0, "kept": 0})
             for c in range(calls_per_entry):
-                s = seed * 1000 + c
-                text = teacher.generate(prompt, max_tokens=shape.max_tokens, temperature=temperature, seed=s, schema=schema)
+                text = teacher.generate(prompt, max_tokens=shape.max_tokens, temperature=temperature,
+                                        seed=seed * 1000 + c, schema=schema)
                 rep.calls += 1
                 items = _items(text, shape)
                 tick()
@@ -323,8 +347,10 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
                     rep.generated += 1
                     rep.per_entry[e.id]["generated"] += 1
                     cand.append((it, e))
+    return cand
 
-    # cheap filters first
+
+def _cheap_filters(task, shape, cand, train_rows, seed, rep) -> list[tuple[str, Entry]]:
     train_fold = {selection._fold(r["text"]) for r in train_rows}
     seen: set[str] = set()
     kept: list[tuple[str, Entry]] = []
@@ -348,50 +374,42 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
         else:
             seen.add(f)
             kept.append((text, e))
+    return kept
 
-    # near-duplicates (MinHash, the same rule as selection's dedup): in the batch, then against training data
+
+def _near_duplicates(task, kept, train_rows, seed, rep) -> tuple[list[tuple[str, Entry]], np.ndarray]:
+    """MinHash near-duplicates (the same rule as selection's dedup) in the batch, then against the training
+    data; returns the kept items and their novelty (1 - the highest similarity to a training row)."""
     if kept:
         cl = selection.near_duplicate_clusters([task.normalise(t) for t, _ in kept], seed)
-        nd = [(t, e) for j, (t, e) in enumerate(kept) if cl[j] == j]
         for j, (t, e) in enumerate(kept):
             if cl[j] != j:
                 rep.drop("near-duplicate in batch", e.id)
-        kept = nd
+        kept = [(t, e) for j, (t, e) in enumerate(kept) if cl[j] == j]
     novelty = np.ones(len(kept))
     if kept and train_rows:
         perms = selection.MINHASH["perms"]
         sk = selection.minhash_signatures([task.normalise(t) for t, _ in kept], perms, seed)
         st = selection.minhash_signatures([task.normalise(r["text"]) for r in train_rows], perms, seed)
         sim = max_similarity(sk, st)
-        novelty = 1 - sim
         ok = sim < selection.MINHASH["threshold"]
         for (t, e), k in zip(kept, ok):
             if not k:
                 rep.drop("near-duplicate of training data", e.id)
-        kept = [x for x, k in zip(kept, ok) if k]
-        novelty = novelty[ok]
+        kept, novelty = [x for x, k in zip(kept, ok) if k], (1 - sim)[ok]
+    return kept, novelty
 
-    # teacher verification with the ordinary labelling prompt (demonstrations from the training rows)
-    p_int = np.full(len(kept), np.nan)
-    if kept and verify:
-        labelled = [r for r in train_rows if r.get("label") in task.labels]
-        demos = prompting.Demonstrations(task, labelled) if len({r["label"] for r in labelled}) >= 2 else None
-        P = prompting.ask_rows(teacher, task, demos, [{"id": f"s{i}", "text": t} for i, (t, _) in enumerate(kept)],
-                       "teacher: verifying", progress)
-        p_int = np.array([P[i, task.labels.index(e.label)] for i, (_, e) in enumerate(kept)])
-        ok = ~np.isnan(p_int) & (p_int >= threshold)
-        for (t, e), k in zip(kept, ok):
-            if not k:
-                rep.drop("not verified by teacher", e.id)
-        kept, novelty, p_int = [x for x, k in zip(kept, ok) if k], novelty[ok], p_int[ok]
 
-    rows = []
-    for (t, e), nov, p in zip(kept, novelty, p_int):
-        rep.per_entry[e.id]["kept"] += 1
-        rows.append({"id": "syn-" + hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest()[:12], "text": t,
-                     "label": e.label, "source": f"synthetic:{task.name}/{e.id}", "weight": weight,
-                     "meta": {"taxonomy": e.id, "technique": e.name, "novelty": round(float(nov), 4),
-                              "teacher_p": None if np.isnan(p) else round(float(p), 4)}})
-    rep.kept = len(rows)
-    rep.diversity = diversity([r["text"] for r in rows], novelty)
-    return rows, rep
+def _verify(task, teacher, kept, novelty, train_rows, threshold, progress, rep):
+    """The teacher labels each item with the ordinary labelling prompt (demonstrations from the training rows);
+    items it does not give the intended label with at least ``threshold`` are dropped."""
+    labelled = [r for r in train_rows if r.get("label") in task.labels]
+    demos = prompting.Demonstrations(task, labelled) if len({r["label"] for r in labelled}) >= 2 else None
+    P = prompting.ask_rows(teacher, task, demos, [{"id": f"s{i}", "text": t} for i, (t, _) in enumerate(kept)],
+                           "teacher: verifying", progress)
+    p_int = np.array([P[i, task.labels.index(e.label)] for i, (_, e) in enumerate(kept)])
+    ok = ~np.isnan(p_int) & (p_int >= threshold)
+    for (t, e), k in zip(kept, ok):
+        if not k:
+            rep.drop("not verified by teacher", e.id)
+    return [x for x, k in zip(kept, ok) if k], novelty[ok], p_int[ok]

@@ -128,7 +128,7 @@ def test_user_mistakes_get_one_clear_line_not_a_traceback(tmp_path):
         r = cli(*cmd, "--task", "cmdlines", "--prompt", "zero+zero", "--out", tmp_path / "p", check=False)
         assert r.returncode == 2 and "--prompt:" in r.stderr and "Traceback" not in r.stderr
         r = cli(*cmd, "--task", "cmdlines", "--combine-rule", "average", "--out", tmp_path / "p", check=False)
-        assert r.returncode == 2 and "--combine-rule must be one of equal, learned" in r.stderr and "Traceback" not in r.stderr
+        assert r.returncode == 2 and "'--combine-rule': must be one of equal, learned" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_custom_task_from_a_toml_file(tmp_path):

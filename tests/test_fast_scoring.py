@@ -12,12 +12,30 @@ import pytest
 from conftest import cli
 from smallworld import data as D
 from smallworld.errors import DataError
-from smallworld.serve import score as S
+from smallworld.serve import bulk as S
 from smallworld.serve.score import score_stream
 from smallworld.student.model import Model
 from smallworld.student import features, modelfile
 from smallworld.student.linear import LinearStudent
 from smallworld.tasks import load_task
+
+try:  # the compiled bulk kernel (built with the package; where it is missing, numba's runs and is tested alone)
+    from smallworld.serve import _cbulk as C
+except ImportError:  # pragma: no cover
+    C = None
+KERNELS = ["numba"] + (["c"] if C is not None else [])
+
+
+@pytest.fixture(params=KERNELS)
+def kernel(request, monkeypatch):
+    """Each bulk kernel in turn (SMALLWORLD_BULK), for the tests of the plain-lines path; in this process every
+    block goes through it, however small (the CLI leaves blocks under 64 KiB to the general path)."""
+    from smallworld.serve import score
+
+    monkeypatch.setenv("SMALLWORLD_BULK", request.param)
+    monkeypatch.setattr(score, "SMALL_BLOCK", 0)
+    return request.param
+
 
 ODD = ["", "a", "ab", "ABC def", "x" * 300, "é", "日本語 テキスト", "🙂 emoji", "a\ud800b", "tab\tsep", "MiXeD-CaSe_99",
        " lead and trail ", "\x01\x7f\x80"]
@@ -98,7 +116,10 @@ def test_scores_are_written_as_json_writes_round_p_6():
     for p in map(float, ps):  # Python's round (numpy's rounds p * 1e6 instead)
         assert S._micros(p) == round(round(p, 6) * 1e6), p
         n = S._put_score(out, 0, p)
-        assert out[:n].tobytes().decode() == json.dumps(round(p, 6)), p
+        want = json.dumps(round(p, 6))
+        assert out[:n].tobytes().decode() == want, p
+        if C is not None:
+            assert C.score_repr(p).decode() == want, p
 
 
 def test_blank_lines_are_what_str_strip_empties():
@@ -108,6 +129,7 @@ def test_blank_lines_are_what_str_strip_empties():
     for ch in chars:
         n = len(ch.encode())
         assert S._blank(enc, pos, pos + n) == (not ch.strip()), hex(ord(ch))
+        assert C is None or C.check_line(ch.encode()) == (True, not ch.strip()), hex(ord(ch))
         pos += n
     b = np.frombuffer(" \t\u3000 \u00a0".encode(), dtype=np.uint8)
     assert S._blank(b, 0, len(b)) and not S._blank(np.frombuffer(b" x ", dtype=np.uint8), 0, 3)
@@ -132,6 +154,7 @@ def test_utf8_check_matches_pythons_decoder():
         except UnicodeDecodeError:
             ok = False
         assert S._utf8(np.frombuffer(b, dtype=np.uint8), 0, len(b)) == ok, b
+        assert C is None or C.check_line(b)[0] == ok, b
 
 
 # -- `smallworld score` on plain lines ---------------------------------------------------------------------
@@ -158,7 +181,12 @@ def _both(scorer, path, **kw):
     return out[0][0], out[1][0], out[0][1], out[1][1]
 
 
-def test_plain_lines_output_is_the_general_paths_byte_for_byte(url_model, url_texts, tmp_path):
+def test_the_package_was_built_with_its_c_kernel():
+    """CI and `make` build it (setup.py); a silent fallback to numba would hide a broken build."""
+    assert C is not None
+
+
+def test_plain_lines_output_is_the_general_paths_byte_for_byte(url_model, url_texts, tmp_path, kernel):
     sc = Model(url_model)
     lines = url_texts + [t for t in ODD if t != "a\ud800b"] + ["", "   ", "\u3000\u00a0", "crlf\r", "many-cr\r\r\r", "\r",
                                                                "http://x/\u2028y"]
@@ -183,7 +211,7 @@ def test_plain_lines_output_is_the_general_paths_byte_for_byte(url_model, url_te
 
 @pytest.mark.parametrize("bad,reason", [(b"nul\x00byte", "NUL bytes"), (b"bad \xff utf8", "invalid UTF-8"),
                                         (b"surrogate \xed\xa0\x80", "invalid UTF-8")])
-def test_bad_lines_are_refused_or_skipped_as_the_reader_does(url_model, url_texts, tmp_path, bad, reason):
+def test_bad_lines_are_refused_or_skipped_as_the_reader_does(url_model, url_texts, tmp_path, bad, reason, kernel):
     sc = Model(url_model)
     p = tmp_path / "bad.txt"
     p.write_bytes(b"\n".join([t.encode() for t in url_texts[:500]] + [bad] + [t.encode() for t in url_texts[500:900]]))
@@ -193,7 +221,7 @@ def test_bad_lines_are_refused_or_skipped_as_the_reader_does(url_model, url_text
         score_stream(sc, D.iter_rows(p), io.StringIO())
 
 
-def test_overlong_lines_are_refused_or_skipped_as_the_reader_does(url_model, tmp_path, monkeypatch):
+def test_overlong_lines_are_refused_or_skipped_as_the_reader_does(url_model, tmp_path, monkeypatch, kernel):
     monkeypatch.setattr(D, "MAX_LINE_BYTES", 1000)
     sc = Model(url_model)
     p = tmp_path / "long.txt"

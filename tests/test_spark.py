@@ -99,3 +99,23 @@ def test_clear_errors_on_the_driver(spark, model_and_rows, tmp_path):
         score_dataframe(df, model_dir, mode="loose")
     with pytest.raises(ModelFileError, match="not a smallworld model directory"):
         score_dataframe(df, tmp_path)
+
+
+def test_a_char_cnn_model_scores_on_spark(spark, data_dir, tmp_path):
+    """A char-CNN model folder (model.json + model.onnx, no weights.bin) ships to the workers and scores as the
+    Model scores (it once read weights.bin for every family)."""
+    pytest.importorskip("torch", reason="the cnn extra trains the char CNN")
+    from smallworld.student import cnn
+    from smallworld.student.model import Model
+
+    task = load_task("cmdlines")
+    tr = D.read_rows(data_dir / "cmdlines" / "train.jsonl.gz")[:300]
+    Y = np.array([[r["label"] == lab for lab in task.labels] for r in tr], dtype=float)
+    d = tmp_path / "cnn"
+    modelfile.save(cnn.CNNStudent(task.labels, epochs=2, seed=0).fit([r["text"] for r in tr], Y), d,
+                   {"task": task.to_dict(), "thresholds": {"best_guess": 0.5, "high_confidence": 0.9}})
+    assert not (d / "weights.bin").exists()
+    texts = [r["text"] for r in D.read_rows(data_dir / "cmdlines" / "dev.jsonl.gz")[:400]]
+    df = spark.createDataFrame([(t,) for t in texts], "text string")
+    got = [r["score"] for r in score_dataframe(df, d).collect()]
+    np.testing.assert_allclose(got, Model(d).scores(texts), rtol=1e-6, atol=1e-7)

@@ -276,11 +276,20 @@ def create_app(model_dir: str | Path, token: Optional[str] = None, max_batch: in
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(_Guard, token=token, max_body_bytes=max_body_bytes, timeout_s=timeout_s, metrics=metrics)
 
+    async def off_loop(texts: list[str], mode: str) -> list[dict]:
+        """Scored in a worker thread within ``timeout_s`` (503 past it): the event loop keeps answering other
+        clients while a large item (a 1 MiB page, a mail) is parsed and scored."""
+        with anyio.move_on_after(timeout_s) as waited:
+            res = await anyio.to_thread.run_sync(results, texts, mode, abandon_on_cancel=True)
+        if waited.cancelled_caught:
+            raise HTTPException(503, f"scoring took longer than {timeout_s:g} s")
+        return res
+
     @app.post("/v1/score", response_model=Scored, responses=ERRORS)
     async def score_one(item: Item, mode: Mode = Query("best_guess", description="which threshold decides")):
-        """Score one item (inline: one item costs microseconds, bounded by the model's max_bytes)."""
+        """Score one item."""
         check_item(item.text, "text")
-        return _JSON(results([item.text], mode)[0])
+        return _JSON((await off_loop([item.text], mode))[0])
 
     @app.post("/v1/score/batch", response_model=BatchResult, responses=ERRORS)
     async def score_batch(batch: Batch, mode: Mode = Query("best_guess", description="which threshold decides")):
@@ -289,11 +298,7 @@ def create_app(model_dir: str | Path, token: Optional[str] = None, max_batch: in
             raise HTTPException(413, f"{len(batch.items)} items; at most {max_batch} per batch")
         for i, it in enumerate(batch.items):
             check_item(it.text, f"items[{i}].text")
-        with anyio.move_on_after(timeout_s) as waited:
-            res = await anyio.to_thread.run_sync(results, [it.text for it in batch.items], mode,
-                                                 abandon_on_cancel=True)
-        if waited.cancelled_caught:
-            raise HTTPException(503, f"scoring took longer than {timeout_s:g} s")
+        res = await off_loop([it.text for it in batch.items], mode)
         for r, it in zip(res, batch.items):
             r["id"] = it.id
         return _JSON({"results": res})

@@ -1,6 +1,6 @@
 """Score a Spark DataFrame with a saved student: ``mapInArrow``, the model shipped once as a broadcast.
 
-The driver reads the model's files (``model.json`` and ``weights.bin``: a few MB), checks them by loading
+The driver reads the model's files (``model.json`` and ``weights.bin``, or ``model.onnx`` for a char-CNN: a few MB), checks them by loading
 them, and broadcasts their bytes; each Python worker process loads them once (the same validated
 :func:`smallworld.student.modelfile.load`, from a private temporary copy) and keeps the
 :class:`~smallworld.student.model.Model` for every later task and Arrow batch. Scores are the Model's, so
@@ -9,15 +9,16 @@ they equal ``smallworld score``'s. The workers need smallworld installed (its wh
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import Optional
 
+from ..choices import MODES
 from ..errors import SmallworldError
 from ..student.model import Model
 
-MODEL_FILES = ("model.json", "weights.bin")
-MODES = ("best_guess", "high_confidence")
+MODEL_FILES = {"linear": ("model.json", "weights.bin"), "char_cnn": ("model.json", "model.onnx")}  # by family
 
 _loaded: dict[str, Model] = {}  # per worker process: weights sha256 -> Model
 
@@ -53,8 +54,9 @@ def score_dataframe(df, model_dir: str | Path, text_col: str = "text", out_col: 
         raise SmallworldError(f"output columns {new} must be new and distinct (columns: {list(fields)})")
 
     scorer = Model(model_dir)  # fail here, on the driver, with a clear error, not in every task
-    key = str(scorer.header["weights_sha256"])
-    files = df.sparkSession.sparkContext.broadcast({n: (Path(model_dir) / n).read_bytes() for n in MODEL_FILES})
+    blobs = {n: (Path(model_dir) / n).read_bytes() for n in MODEL_FILES[scorer.family]}
+    key = hashlib.sha256(b"".join(hashlib.sha256(b).digest() for b in blobs.values())).hexdigest()
+    files = df.sparkSession.sparkContext.broadcast(blobs)
     out_fields = [StructField(out_col, DoubleType(), True)]
     if decision_col:
         out_fields.append(StructField(decision_col, StringType(), True))

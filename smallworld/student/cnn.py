@@ -186,7 +186,9 @@ class CNNStudent:
         buf, offsets = features.pack(texts)
         lens = np.minimum(np.diff(offsets), self.vocab["max_len"])
         steps = self.epochs * max(1, math.ceil(len(rows) / self.batch_size))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.1)
+        # (a warm-up of at least two steps: OneCycleLR divides by zero on a shorter one, as a small seed gives)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=max(steps, 4),
+                                                    pct_start=min(0.5, max(0.1, 2.0 / max(steps, 4))))
         net.train()
         done = 0
         for _ in range(self.epochs):

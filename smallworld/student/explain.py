@@ -1,50 +1,39 @@
 """Why did the student decide this? Per-feature contributions to the positive class's logit margin.
 
-Features are enumerated in Python exactly as the kernel defines them (see :mod:`.features`), so each
+Features are the reference implementation's (:func:`.features.reference_buckets`), so each
 contribution is attributed to the readable n-gram or token that produced it. Contributions add up, with
 the bias, to the model's margin for the positive class against the mean of the other classes.
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
+from . import features
 from .linear import LinearStudent
 
-FNV_OFFSET, FNV_PRIME, MASK32 = 2166136261, 16777619, 0xFFFFFFFF
+_WORD_RUN = re.compile(rb"[0-9A-Za-z\x80-\xff]+")  # the features' word bytes
 
 
 def _features(text: str, cfg: dict) -> list[tuple[str, int]]:
-    """(readable feature, bucket) for every feature occurrence of the item."""
-    b = text.encode("utf-8", "surrogatepass")[: cfg["max_bytes"]]
+    """(readable feature, bucket) for every feature occurrence of the item: the buckets are the reference
+    implementation's (:func:`.features.reference_buckets`), the names the n-grams and tokens behind them, in
+    the same order."""
+    raw = features._item_bytes(text)
+    b = raw[: cfg["max_bytes"]]
     if cfg["lowercase"]:
-        b = bytes(c + 32 if 65 <= c <= 90 else c for c in b)
+        b = features._LOWER[np.frombuffer(b, dtype=np.uint8)].tobytes()
     framed = b"\x02" + b + b"\x03"
-    mask = (1 << cfg["dim_bits"]) - 1
-    out = []
-    for i in range(len(framed)):
-        h = FNV_OFFSET
-        for n in range(1, cfg["ngram_max"] + 1):
-            if i + n > len(framed):
-                break
-            h = ((h ^ framed[i + n - 1]) * FNV_PRIME) & MASK32
-            if n >= cfg["ngram_min"]:
-                g = framed[i:i + n].decode("utf-8", "replace").replace("\x02", "^").replace("\x03", "$")
-                out.append((f"'{g}'", h & mask))
+    F, nmin, nmax = len(framed), cfg["ngram_min"], cfg["ngram_max"]
+    names = [f"'{framed[i:i + n].decode('utf-8', 'replace')}'".replace("\x02", "^").replace("\x03", "$")
+             for i in range(F) for n in range(nmin, nmax + 1) if i + n <= F]
     if cfg["tokens"]:
-        h0 = ((FNV_OFFSET ^ 1) * FNV_PRIME) & MASK32
-        tok = bytearray()
-        for c in list(b) + [None]:
-            if c is not None and (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c >= 128):
-                tok.append(c)
-                continue
-            if tok:
-                h = h0
-                for x in tok:
-                    h = ((h ^ x) * FNV_PRIME) & MASK32
-                out.append((f"token:{tok.decode('utf-8', 'replace')}", h & mask))
-                tok = bytearray()
-    return out
+        names += [f"token:{t.decode('utf-8', 'replace')}" for t in _WORD_RUN.findall(b)]
+    buckets = features.reference_buckets(raw, cfg)
+    assert len(names) == len(buckets)
+    return list(zip(names, buckets.tolist()))
 
 
 def explain(model: LinearStudent, text: str, pos: int, top: int = 10) -> dict:

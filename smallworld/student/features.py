@@ -12,8 +12,9 @@ Each occurrence adds 1 to bucket ``hash & (2**dim_bits - 1)``; the vector is the
 from __future__ import annotations
 
 import functools
-
-import numba as nb
+import json
+import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,21 +24,32 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FNV_OFFSET = np.uint32(2166136261)
 FNV_PRIME = np.uint32(16777619)
-DEFAULTS = {"ngram_min": 1, "ngram_max": 5, "tokens": True, "lowercase": True, "dim_bits": 18, "max_bytes": 4096}
+# The feature settings' types, bounds and defaults: the model file's schema (shared with the C scorer).
+SCHEMA = json.loads((Path(__file__).with_name("model.schema.json")).read_text(encoding="utf-8"))
+SETTINGS = SCHEMA["features"]
+DEFAULTS = {k: s["default"] for k, s in SETTINGS.items()}
 
 
 def config(overrides: dict | None = None) -> dict:
+    """The feature settings: the defaults with ``overrides`` applied, each checked against the schema (no
+    coercion: ``"5"``, ``18.7``, ``18.0`` or ``"false"`` are refused, as the C scorer refuses them)."""
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError("the feature settings must be a table")
     cfg = dict(DEFAULTS)
     for k, v in (overrides or {}).items():
-        if k not in DEFAULTS:
+        s = SETTINGS.get(k)
+        if s is None:
             raise ValueError(f"unknown feature setting {k!r}; known: {sorted(DEFAULTS)}")
-        cfg[k] = type(DEFAULTS[k])(v)
-    if not (1 <= cfg["ngram_min"] <= cfg["ngram_max"] <= 16):
-        raise ValueError("need 1 <= ngram_min <= ngram_max <= 16")
-    if not (8 <= cfg["dim_bits"] <= 26):
-        raise ValueError("dim_bits must be between 8 and 26")
-    if cfg["max_bytes"] < 1:
-        raise ValueError("max_bytes must be positive")
+        if s["type"] == "boolean":
+            if not isinstance(v, bool):
+                raise ValueError(f"feature setting {k!r} must be true or false, not {v!r}")
+        elif isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ValueError(f"feature setting {k!r} must be an integer, not {v!r}")
+        elif not s["min"] <= v <= s["max"]:
+            raise ValueError(f"feature setting {k!r} must be between {s['min']} and {s['max']}, not {v}")
+        cfg[k] = v if isinstance(v, bool) else int(v)
+    if cfg["ngram_min"] > cfg["ngram_max"]:
+        raise ValueError("need ngram_min <= ngram_max")
     return cfg
 
 
@@ -86,200 +98,85 @@ def spans(texts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return buf, offsets[:-1], offsets[1:]
 
 
-@nb.njit(cache=True, inline="always")
-def _byte(buf, start, L, j, lower):
-    # framed byte j of the item: 0x02, the item's bytes, 0x03
-    if j == 0:
-        return np.uint32(2)
-    if j == L + 1:
-        return np.uint32(3)
-    c = buf[start + j - 1]
-    if lower and c >= 65 and c <= 90:
-        c += 32
-    return np.uint32(c)
+# -- the reference implementation -----------------------------------------------------------------------------
+# The definition above, written to be read (numpy, one item at a time). The numba kernels (``kernels.py``), the
+# explanation and the C scorer are tested against it bit for bit; small batches are scored with it, so a
+# process that scores a few lines never imports numba or loads a kernel (the start-up a one-line `score` pays).
+SMALL_ITEMS = 256
+SMALL_CHARS = 1 << 16
+_WORD = np.zeros(256, dtype=bool)
+for _a, _b in ((48, 58), (65, 91), (97, 123), (128, 256)):
+    _WORD[_a:_b] = True
 
 
-@nb.njit(cache=True, inline="always")
-def _is_word(c):
-    return (c >= 48 and c <= 57) or (c >= 65 and c <= 90) or (c >= 97 and c <= 122) or c >= 128
+def _item_bytes(t) -> bytes:
+    return t.encode("utf-8", "surrogatepass") if isinstance(t, str) else bytes(t)
 
 
-@nb.njit(cache=True)
-def _emit(buf, start, end, nmin, nmax, tokens, lower, max_bytes, mask, out):
-    """Write the item's bucket indices into out; return how many."""
-    L = end - start
-    if L > max_bytes:
-        L = max_bytes
-    F = L + 2
-    k = 0
-    for i in range(F):
-        h = FNV_OFFSET
-        for n in range(1, nmax + 1):
-            if i + n > F:
-                break
-            h = (h ^ _byte(buf, start, L, i + n - 1, lower)) * FNV_PRIME
-            if n >= nmin:
-                out[k] = h & mask
-                k += 1
-    if tokens:
-        h0 = (FNV_OFFSET ^ np.uint32(1)) * FNV_PRIME
-        h = h0
-        inword = False
-        for j in range(L):
-            c = buf[start + j]
-            if _is_word(c):
-                if lower and c >= 65 and c <= 90:
-                    c += 32
-                h = (h ^ np.uint32(c)) * FNV_PRIME
-                inword = True
+def reference_features(item: bytes, cfg: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(grams, valid, tokens)`` of one item's UTF-8 bytes: ``grams[n - 1, j]`` is the FNV-1a hash of the
+    framed item's n-gram that ends at byte j, counted where ``valid`` (``n >= ngram_min`` and the n-gram fits);
+    ``tokens`` the hashes of its word runs in order (empty without ``tokens``). Bucket = hash & (2**dim_bits - 1)."""
+    nmin, nmax = cfg["ngram_min"], cfg["ngram_max"]
+    x = np.frombuffer(item[:cfg["max_bytes"]], dtype=np.uint8)
+    if cfg["lowercase"]:
+        x = _LOWER[x]
+    fr = np.concatenate([[2], x, [3]]).astype(np.uint32)
+    F = len(fr)
+    grams = np.zeros((nmax, F), dtype=np.uint32)
+    grams[0] = (np.full(F, FNV_OFFSET, dtype=np.uint32) ^ fr) * FNV_PRIME
+    for n in range(2, nmax + 1):
+        grams[n - 1, 1:] = (grams[n - 2, :-1] ^ fr[1:]) * FNV_PRIME
+    n_of = np.arange(1, nmax + 1)[:, None]
+    valid = (n_of >= nmin) & (np.arange(F)[None, :] >= n_of - 1)
+    toks: list[int] = []
+    if cfg["tokens"]:
+        h0 = ((int(FNV_OFFSET) ^ 1) * int(FNV_PRIME)) & 0xFFFFFFFF
+        h, inword = h0, False
+        for c in x.tolist():
+            if _WORD[c]:
+                h, inword = ((h ^ c) * int(FNV_PRIME)) & 0xFFFFFFFF, True
             elif inword:
-                out[k] = h & mask
-                k += 1
-                h = h0
-                inword = False
+                toks.append(h)
+                h, inword = h0, False
         if inword:
-            out[k] = h & mask
-            k += 1
-    return k
+            toks.append(h)
+    return grams, valid, np.array(toks, dtype=np.uint32)
 
 
-@nb.njit(cache=True)
-def _max_feats(L, nmin, nmax, tokens):
-    F = L + 2
-    return F * (nmax - nmin + 1) + (L // 2 + 1 if tokens else 0)
+def reference_buckets(item: bytes, cfg: dict) -> np.ndarray:
+    """Every feature occurrence's bucket, in the kernels' order: n-grams by start byte, then by length; then tokens."""
+    grams, _, toks = reference_features(item, cfg)
+    mask = np.uint32((1 << cfg["dim_bits"]) - 1)
+    F = grams.shape[1]
+    start, n = np.meshgrid(np.arange(F), np.arange(cfg["ngram_min"], cfg["ngram_max"] + 1), indexing="ij")
+    keep = start + n <= F
+    return np.concatenate([grams[n[keep] - 1, (start + n - 1)[keep]], toks]) & mask
 
 
-@nb.njit(cache=True)
-def _csr(buf, offsets, nmin, nmax, tokens, lower, max_bytes, mask):
-    n = offsets.shape[0] - 1
-    total = 0
-    for d in range(n):
-        L = min(offsets[d + 1] - offsets[d], max_bytes)
-        total += _max_feats(L, nmin, nmax, tokens)
-    indices = np.empty(total, dtype=np.int32)
-    data = np.empty(total, dtype=np.float32)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    scratch = np.empty(_max_feats(max_bytes, nmin, nmax, tokens), dtype=np.uint32)
-    pos = 0
-    for d in range(n):
-        k = _emit(buf, offsets[d], offsets[d + 1], nmin, nmax, tokens, lower, max_bytes, mask, scratch)
-        v = np.float32(1.0 / np.sqrt(k)) if k > 0 else np.float32(0.0)
-        for j in range(k):
-            indices[pos + j] = scratch[j]
-            data[pos + j] = v
-        pos += k
-        indptr[d + 1] = pos
-    return indices[:pos], data[:pos], indptr
-
-
-@nb.njit(cache=True, nogil=True)
-def _score(buf, offsets, nmin, nmax, tokens, lower, max_bytes, mask, W, b, out):
-    """Fused hashing + look-up + sum: out[d, :] = b + sum(W[idx, :]) / sqrt(count)."""
-    n = offsets.shape[0] - 1
-    K = W.shape[1]
-    scratch = np.empty(_max_feats(max_bytes, nmin, nmax, tokens), dtype=np.uint32)
-    acc = np.empty(K, dtype=np.float64)
-    for d in range(n):
-        k = _emit(buf, offsets[d], offsets[d + 1], nmin, nmax, tokens, lower, max_bytes, mask, scratch)
-        for c in range(K):
-            acc[c] = 0.0
-        for j in range(k):
-            row = scratch[j]
-            for c in range(K):
-                acc[c] += W[row, c]
-        s = 1.0 / np.sqrt(k) if k > 0 else 0.0
-        for c in range(K):
-            out[d, c] = b[c] + acc[c] * s
-
-
-# -- the fast path for two classes --------------------------------------------------------------------------
-# Softmax over two classes depends only on z_pos - z_neg, so a binary model scores with one weight column
-# (w_pos - w_neg, exact: see ``binary_weights``) and one add per feature. ``_sum`` walks the same
-# features as ``_emit`` without writing them out (n-grams by their last byte, then tokens): a second
-# implementation of the definition above, held equal to ``_emit`` by the tests. The kernels built on it
-# take ngram_min and ngram_max as the number of dimensions of empty arrays (``fast_args``): numba compiles
-# (and caches on disk) one kernel per argument *types*, so each setting gets its own machine code with the
-# n-gram loop unrolled, about 1.7x faster than with the lengths as run-time values (``numba.literally``
-# would do the same, but re-enters the compiler on every call from Python).
-
-
-@nb.njit(cache=True, inline="always")
-def _sum(buf, start, end, nmin, nmax, tokens, case, max_bytes, mask, w, fr, hs):
-    """(sum of w over the item's feature occurrences, their count). case: a byte map (ASCII lowercasing or
-    identity, see ``fast_args``). Scratch: fr, max_bytes + 2 bytes; hs, nmax + 1 uint32. The n-grams are
-    walked by their last byte: hs[n] holds the hash of the n-gram of length n ending at the previous byte, so
-    the next byte extends every length at once (independent multiplies)."""
-    L = end - start
-    if L > max_bytes:
-        L = max_bytes
-    F = L + 2
-    fr[0] = 2
-    for j in range(L):
-        fr[j + 1] = case[buf[start + j]]
-    fr[L + 1] = 3
-    hs[0] = FNV_OFFSET
-    total = 0.0
-    k = 0
-    j = 0
-    while j < F and j < nmax - 1:  # the first bytes end fewer than nmax n-grams
-        c = np.uint32(fr[j])
-        for n in range(j + 1, 0, -1):
-            h = (hs[n - 1] ^ c) * FNV_PRIME
-            hs[n] = h
-            if n >= nmin:
-                total += w[h & mask]
-                k += 1
-        j += 1
-    if j < F:
-        k += (F - j) * (nmax - nmin + 1)
-    while j < F:
-        c = np.uint32(fr[j])
-        s = 0.0
-        for n in range(nmax, 0, -1):
-            h = (hs[n - 1] ^ c) * FNV_PRIME
-            hs[n] = h
-            if n >= nmin:
-                s += w[h & mask]
-        total += s
-        j += 1
-    if tokens:
-        h0 = (FNV_OFFSET ^ np.uint32(1)) * FNV_PRIME
-        h = h0
-        inword = False
-        for j in range(1, L + 1):
-            c = fr[j]
-            if _is_word(c):
-                h = (h ^ np.uint32(c)) * FNV_PRIME
-                inword = True
-            elif inword:
-                total += w[h & mask]
-                k += 1
-                h = h0
-                inword = False
-        if inword:
-            total += w[h & mask]
-            k += 1
-    return total, k
-
-
-@nb.njit(cache=True, inline="always")
-def _prob(total, k, b0):
-    """P(positive) from the summed column, as the two-class softmax of the logits computes it."""
-    z = b0 + total * (1.0 / np.sqrt(k) if k > 0 else 0.0)
+def reference_prob(item: bytes, cfg: dict, w: np.ndarray, b0: float) -> float:
+    """P(positive) of one item for a two-class model (``binary_weights``), summing the weights in exactly the
+    order the kernels do (n-grams by their last byte, longest first, the bytes past the first ngram_max - 1 a
+    partial sum each; then tokens), so the result equals theirs to the last bit."""
+    nmin, nmax = cfg["ngram_min"], cfg["ngram_max"]
+    grams, valid, toks = reference_features(item, cfg)
+    mask = np.uint32((1 << cfg["dim_bits"]) - 1)
+    V = np.where(valid, w[grams & mask].astype(np.float64), 0.0)
+    F = grams.shape[1]
+    j1 = min(F, nmax - 1)
+    first = [V[n - 1, j] for j in range(j1) for n in range(j + 1, 0, -1) if n >= nmin]
+    s = np.zeros(F - j1)
+    for n in range(nmax, 0, -1):
+        if n >= nmin:
+            s += V[n - 1, j1:]
+    seq = np.concatenate([first, s, w[toks & mask].astype(np.float64)])
+    total = float(np.add.accumulate(seq)[-1]) if len(seq) else 0.0
+    k = int(valid.sum()) + len(toks)
+    z = b0 + total * (1.0 / math.sqrt(k) if k > 0 else 0.0)
     if z >= 0.0:
-        return 1.0 / (1.0 + np.exp(-z))
-    e = np.exp(z)
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
     return e / (e + 1.0)
-
-
-@nb.njit(cache=True, nogil=True)
-def _binary(buf, starts, ends, nmin_t, nmax_t, tokens, case, max_bytes, mask, w, b0, out):
-    nmin, nmax = nmin_t.ndim, nmax_t.ndim
-    fr = np.empty(max_bytes + 2, dtype=np.uint8)
-    hs = np.empty(nmax + 1, dtype=np.uint32)
-    for d in range(starts.shape[0]):
-        total, k = _sum(buf, starts[d], ends[d], nmin, nmax, tokens, case, max_bytes, mask, w, fr, hs)
-        out[d] = _prob(total, k, b0)
 
 
 def binary_weights(W: np.ndarray, b: np.ndarray, pos: int) -> tuple[np.ndarray, float]:
@@ -299,9 +196,15 @@ def binary_weights(W: np.ndarray, b: np.ndarray, pos: int) -> tuple[np.ndarray, 
 def binary_probs(texts, cfg: dict, w: np.ndarray, b0: float) -> np.ndarray:
     """P(positive) per item for a two-class model given as ``binary_weights``; equals the softmax of
     ``logits`` to rounding (about 1e-15)."""
+    if not isinstance(texts, (list, tuple)):
+        texts = list(texts)
+    if len(texts) <= SMALL_ITEMS and sum(map(len, texts)) <= SMALL_CHARS:
+        return np.array([reference_prob(_item_bytes(t), cfg, w, b0) for t in texts], dtype=np.float64)
+    from . import kernels
+
     buf, starts, ends = spans(texts)
     out = np.empty(len(starts), dtype=np.float64)
-    _binary(buf, starts, ends, *fast_args(cfg), w, float(b0), out)
+    kernels._binary(buf, starts, ends, *fast_args(cfg), w, float(b0), out)
     return out
 
 
@@ -333,14 +236,18 @@ def transform(texts, cfg: dict) -> sp.csr_matrix:
     """Sparse feature matrix (n_items x 2**dim_bits), duplicates summed."""
     import scipy.sparse as sp  # here, not at import: scoring never pays for it
 
+    from . import kernels
+
     buf, offsets = pack(texts)
-    idx, data, indptr = _csr(buf, offsets, *kernel_args(cfg))
+    idx, data, indptr = kernels._csr(buf, offsets, *kernel_args(cfg))
     X = sp.csr_matrix((data, idx, indptr), shape=(len(offsets) - 1, 1 << cfg["dim_bits"]))
     X.sum_duplicates()
     return X
 
 
 def logits(buf: np.ndarray, offsets: np.ndarray, cfg: dict, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from . import kernels
+
     out = np.empty((len(offsets) - 1, W.shape[1]), dtype=np.float64)
-    _score(buf, offsets, *kernel_args(cfg), W, b, out)
+    kernels._score(buf, offsets, *kernel_args(cfg), W, b, out)
     return out

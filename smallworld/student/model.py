@@ -15,11 +15,11 @@ from typing import Iterable
 
 import numpy as np
 
+from ..choices import MODES
 from ..errors import ModelFileError, SmallworldError
 from ..tasks import Task
 from . import features, modelfile
 
-MODES = ("best_guess", "high_confidence")
 
 
 def _thresholds(t, model_dir) -> dict:

@@ -23,10 +23,11 @@ from ..errors import ModelFileError
 from . import features
 from .linear import LinearStudent
 
-FORMAT = "smallworld-linear"
-VERSION = 1
-MAX_JSON_BYTES = 4 * 1024 * 1024
-MAX_WEIGHTS_BYTES = 1 << 30
+FORMAT = features.SCHEMA["format"]
+VERSION = features.SCHEMA["version"]
+MAX_JSON_BYTES = features.SCHEMA["max_json_bytes"]
+MAX_WEIGHTS_BYTES = features.SCHEMA["max_weights_bytes"]
+MAX_LABELS = features.SCHEMA["fields"]["labels"]["max_items"]
 DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8}
 # the keys ``save`` writes itself; everything else in model.json is the caller's metadata
 FORMAT_KEYS = frozenset({"format", "version", "labels", "features", "dim", "classes", "dtype", "scale",
@@ -82,31 +83,46 @@ def _read_json(model_dir: str | Path) -> dict:
     return h
 
 
+def _int(h: dict, key: str, path) -> int:
+    v = h.get(key)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ModelFileError(f"{path}: {key!r} must be an integer, not {v!r}"[:300])
+    return v
+
+
 def read_header(model_dir: str | Path, h: dict | None = None) -> dict:
-    """The checked header of a linear model directory."""
+    """The header of a linear model directory, checked against the schema (``model.schema.json``: types and
+    bounds, no coercion; the C scorer holds files to the same rules)."""
     path = Path(model_dir) / "model.json"
     h = _read_json(model_dir) if h is None else h
     if h.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a {FORMAT} model file")
-    if h.get("version") != VERSION:
+    if _int(h, "version", path) != VERSION:
         raise ModelFileError(f"{path}: format version {h.get('version')!r}; this smallworld reads version {VERSION}")
+    labels = h.get("labels")
+    if not (isinstance(labels, list) and 2 <= len(labels) <= MAX_LABELS and all(isinstance(x, str) for x in labels)):
+        raise ModelFileError(f"{path}: 'labels' must be a list of 2 to {MAX_LABELS} strings")
+    if "features" not in h:
+        raise ModelFileError(f"{path}: missing field 'features'")
     try:
-        labels = h["labels"]
-        if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) for x in labels)):
-            raise ModelFileError(f"{path}: 'labels' must be a list of at least two strings")
         h["features"] = features.config(h["features"])
-        dim, K = int(h["dim"]), int(h["classes"])
-        if dim != 1 << h["features"]["dim_bits"] or K != len(labels):
-            raise ModelFileError(f"{path}: dim/classes do not match the feature settings and labels")
-        if h["dtype"] not in DTYPES:
-            raise ModelFileError(f"{path}: unknown dtype {h['dtype']!r}")
-        itemsize = np.dtype(DTYPES[h["dtype"]]).itemsize
-        if int(h["weights_bytes"]) != (dim * K + K) * itemsize or h["weights_bytes"] > MAX_WEIGHTS_BYTES:
-            raise ModelFileError(f"{path}: weights_bytes does not match dim x classes x dtype")
-        if h["dtype"] == "int8" and not (isinstance(h.get("scale"), (int, float)) and h["scale"] > 0):
-            raise ModelFileError(f"{path}: int8 weights need a positive 'scale'")
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
-        raise ModelFileError(f"{path}: missing or invalid field ({e})") from None
+    except ValueError as e:
+        raise ModelFileError(f"{path}: {e}"[:300]) from None
+    dim, K = _int(h, "dim", path), _int(h, "classes", path)
+    if dim != 1 << h["features"]["dim_bits"] or K != len(labels):
+        raise ModelFileError(f"{path}: dim/classes do not match the feature settings and labels")
+    if not isinstance(h.get("dtype"), str) or h["dtype"] not in DTYPES:
+        raise ModelFileError(f"{path}: unknown dtype {h.get('dtype')!r}"[:300])
+    itemsize = np.dtype(DTYPES[h["dtype"]]).itemsize
+    wb = _int(h, "weights_bytes", path)
+    if wb != (dim * K + K) * itemsize or wb > MAX_WEIGHTS_BYTES:
+        raise ModelFileError(f"{path}: weights_bytes does not match dim x classes x dtype")
+    sc = h.get("scale")
+    if h["dtype"] == "int8" and not (isinstance(sc, (int, float)) and not isinstance(sc, bool) and 0 < sc < float("inf")):
+        raise ModelFileError(f"{path}: int8 weights need a positive 'scale'")
+    sha = h.get("weights_sha256")
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        raise ModelFileError(f"{path}: 'weights_sha256' must be 64 lowercase hex digits")
     return h
 
 
@@ -125,7 +141,7 @@ def load(model_dir: str | Path):
     if wpath.stat().st_size != h["weights_bytes"]:
         raise ModelFileError(f"{wpath}: {wpath.stat().st_size} bytes, model.json says {h['weights_bytes']} (truncated?)")
     blob = wpath.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != h.get("weights_sha256"):
+    if hashlib.sha256(blob).hexdigest() != h["weights_sha256"]:
         raise ModelFileError(f"{wpath}: sha256 does not match model.json (corrupted or altered)")
     dim, K = h["dim"], h["classes"]
     t = np.dtype(DTYPES[h["dtype"]]).newbyteorder("<")

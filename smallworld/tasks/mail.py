@@ -20,6 +20,8 @@ from email import policy
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
+from .page import parse_html
+
 _URL = re.compile(r"https?://[^\s<>\"')\]]+", re.I)
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 # a link in the tokenised form: "http : / / www . host . com / path"
@@ -38,13 +40,7 @@ def _decode(part) -> str:
 
 def html_text(html: str) -> tuple[str, list[str]]:
     """Visible text and link targets of an HTML body."""
-    import lxml.html
-    from lxml import etree
-
-    try:
-        doc = lxml.html.document_fromstring(html.encode("utf-8", "replace")) if html.strip() else None
-    except (etree.ParserError, ValueError):
-        doc = None
+    doc = parse_html(html)
     if doc is None:
         return re.sub(r"<[^>]*>", " ", html), _URL.findall(html)
     links = [a.get("href", "") for a in doc.xpath("//a[@href]")]

@@ -46,17 +46,29 @@ def _free(host: str) -> bool:
     return any(host == d or host.endswith("." + d) for d in FREE_HOSTING)
 
 
-def page_facts(html: str, url: str | None = None) -> dict:
+# A tag's inside is cut at 2,000 characters before parsing: libxml2's HTML parser is quadratic in a tag's
+# attribute count (a 1 MiB tag of 100,000 attributes took 110 s), and no real page needs more.
+_LONG_TAG = re.compile(r"<([^<>]{0,2000})[^<>]*")
+
+
+def parse_html(html: str):
+    """An lxml document of at most MAX_PAGE_BYTES of ``html`` (long tags cut first), or None where it cannot be
+    parsed. The one HTML parser under pages and mail's HTML parts."""
     import lxml.html
     from lxml import etree
 
+    html = _LONG_TAG.sub(r"<\1", html[:MAX_PAGE_BYTES])
+    try:
+        return lxml.html.document_fromstring(html.encode("utf-8", "replace")) if html.strip() else None
+    except (etree.ParserError, ValueError):
+        return None
+
+
+def page_facts(html: str, url: str | None = None) -> dict:
     html = html[:MAX_PAGE_BYTES]
     facts = {"title": "", "text": "", "own_host": "", "forms": [], "links": 0, "link_domains": [], "external_links": 0,
              "scripts": 0, "external_scripts": 0, "iframes": 0, "brands": [], "own_domain": "", "parse_error": False}
-    try:
-        doc = lxml.html.document_fromstring(html.encode("utf-8", "replace")) if html.strip() else None
-    except (etree.ParserError, ValueError):
-        doc = None
+    doc = parse_html(html)
     if doc is None:
         facts["parse_error"] = True
         facts["text"] = _WS.sub(" ", re.sub(r"<[^>]*>", " ", html))[:TEXT_CHARS].strip()

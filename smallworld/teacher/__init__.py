@@ -12,6 +12,7 @@ def make_teacher(spec: str, cache_path: str | None = None, model: str | None = N
                  price_prompt_per_1k: float = 0.0, price_completion_per_1k: float = 0.0,
                  threads: int | None = None) -> Teacher:
     """``embedded`` for the offline model, or the base URL of an OpenAI-compatible server."""
+    check_spec(spec)
     cache = ResponseCache(cache_path)
     if spec == "embedded":
         from .embedded import EmbeddedTeacher
@@ -24,9 +25,15 @@ def make_teacher(spec: str, cache_path: str | None = None, model: str | None = N
                              timeout=timeout, retries=retries, api_key_env=api_key_env, cache=cache,
                              price_prompt_per_1k=price_prompt_per_1k,
                              price_completion_per_1k=price_completion_per_1k)
-    from ..errors import SmallworldError
-
-    raise SmallworldError(f"--teacher must be 'embedded' or an http(s) base URL, not {spec!r}")
+    raise AssertionError(spec)
 
 
-__all__ = ["Teacher", "ResponseCache", "Usage", "make_teacher"]
+def check_spec(spec: str) -> None:
+    """A teacher spec: ``embedded`` or an http(s) base URL (checked before any work is done)."""
+    if not (spec == "embedded" or (isinstance(spec, str) and spec.startswith(("http://", "https://")))):
+        from ..errors import SmallworldError
+
+        raise SmallworldError(f"--teacher must be 'embedded' or an http(s) base URL, not {spec!r}")
+
+
+__all__ = ["Teacher", "ResponseCache", "Usage", "check_spec", "make_teacher"]

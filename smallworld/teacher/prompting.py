@@ -10,6 +10,7 @@ import numpy as np
 from ..student import features
 from ..tasks import PROMPT_MODES, Task, prompt, prompt_modes
 
+PROMPT_CHUNK = 2048  # rows whose prompts (and item x seed similarities) are held at once: memory flat in the input
 RETRIEVAL_FEATURES = {"ngram_min": 3, "ngram_max": 4, "tokens": True, "lowercase": True, "dim_bits": 18,
                       "max_bytes": 2048}
 
@@ -156,8 +157,12 @@ def ask_rows(teacher, task: Task, demos: "Demonstrations | None", rows: Sequence
     Ps = []
     with bar(desc, len(rows) * len(members), progress) as advance:
         for m in members:
-            prompts = build_prompts(task, texts, m, exclude_ids=[r["id"] for r in rows] if exclude else None)
-            Ps.append(ask(teacher, task, prompts, on_done=advance))
+            P_m = np.empty((len(rows), K))
+            for a in range(0, len(rows), PROMPT_CHUNK):  # prompts and similarities of one chunk at a time
+                ids = [r["id"] for r in rows[a:a + PROMPT_CHUNK]] if exclude else None
+                P_m[a:a + PROMPT_CHUNK] = ask(teacher, task, build_prompts(task, texts[a:a + PROMPT_CHUNK], m, ids),
+                                              on_done=advance)
+            Ps.append(P_m)
     P = np.mean(Ps, axis=0)
     A = np.mean([Q.argmax(axis=1) == P.argmax(axis=1) for Q in Ps], axis=0) if len(Ps) > 1 else np.ones(len(rows))
     A[np.isnan(P).any(axis=1)] = np.nan

@@ -77,32 +77,6 @@ def test_no_pickle_or_eval_anywhere_in_smallworld():
 
 
 # -- model files ------------------------------------------------------------------------------------------------
-def _modelfile_lets_other_errors_escape() -> bool:
-    """Probe for a known bug (reported): ``modelfile.read_header`` catches only JSONDecodeError/UnicodeDecodeError
-    around json.loads (so nesting and number bombs escape as RecursionError/ValueError) and only KeyError/
-    TypeError/ValueError around the field checks (so a non-table 'features' escapes as AttributeError). While
-    it is there, the tests it breaks are expected failures; once fixed they must pass."""
-    with tempfile.TemporaryDirectory() as t:
-        for text in ("[" * 100_000, json.dumps({"format": modelfile.FORMAT, "version": modelfile.VERSION,
-                                                "labels": ["a", "b"], "features": True})):
-            (Path(t) / "model.json").write_text(text)
-            try:
-                modelfile.read_header(t)
-            except ModelFileError:
-                continue
-            except Exception:
-                return True
-    return False
-
-
-MODELFILE_BUG = _modelfile_lets_other_errors_escape()
-ESCAPES = (RecursionError, ValueError, AttributeError, OverflowError)
-modelfile_bug = pytest.mark.xfail(MODELFILE_BUG, raises=ESCAPES, strict=False,
-                                  reason="known bug: modelfile.read_header lets non-ModelFileError exceptions escape")
-modelfile_bug_strict = pytest.mark.xfail(MODELFILE_BUG, raises=ESCAPES, strict=True,
-                                         reason="known bug: modelfile.read_header lets non-ModelFileError exceptions escape")
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("model") / "m"
@@ -210,7 +184,6 @@ def _load_ok_or_model_error(d: Path) -> None:
     assert np.isfinite(m.W).all() and np.isfinite(m.b).all()
 
 
-@modelfile_bug
 @FUZZ
 @given(edits=header_mutations())
 def test_model_json_with_hostile_values(model_dir, edits):
@@ -219,7 +192,6 @@ def test_model_json_with_hostile_values(model_dir, edits):
         _load_ok_or_model_error(Path(t) / "m")
 
 
-@modelfile_bug
 @FUZZ
 @given(ops=byte_mutations(2000))
 def test_model_json_with_hostile_bytes(model_dir, ops):
@@ -239,8 +211,8 @@ def test_weights_with_hostile_bytes(model_dir, ops, resign):
 
 
 @pytest.mark.parametrize("payload", [
-    pytest.param(b"[" * 100_000, marks=modelfile_bug_strict), pytest.param(b"9" * 5000, marks=modelfile_bug_strict),
-    pytest.param(b'{"format": ' + b"1" * 5000 + b"}", marks=modelfile_bug_strict),
+    b"[" * 100_000, b"9" * 5000,
+    b'{"format": ' + b"1" * 5000 + b"}",
     b'{"format": "smallworld-linear", "version": 1e999}', b"\xff" * 10, b""])
 def test_model_json_nesting_and_number_bombs(model_dir, tmp_path, payload):
     d = tmp_path / "m"
@@ -250,7 +222,6 @@ def test_model_json_nesting_and_number_bombs(model_dir, tmp_path, payload):
         modelfile.load(d)
 
 
-@modelfile_bug
 @FUZZ
 @given(edits=header_mutations())
 def test_scorer_on_hostile_model_raises_only_smallworld_errors(model_dir, edits):

@@ -26,8 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_JSON_BYTES (4L * 1024 * 1024) /* as smallworld.student.modelfile.MAX_JSON_BYTES */
-#define MAX_WEIGHTS_BYTES (1L << 30)      /* as modelfile.MAX_WEIGHTS_BYTES */
+/* The bounds of smallworld/student/model.schema.json (tests/reliability/test_model_schema.py checks them) */
+#define MAX_JSON_BYTES (4L * 1024 * 1024) /* max_json_bytes */
+#define MAX_WEIGHTS_BYTES (1L << 30)      /* max_weights_bytes */
+#define MAX_LABELS 256                    /* fields.labels.max_items */
+#define MAX_ITEM_BYTES 16777216L          /* features.max_bytes.max */
 #define MAX_DEPTH 64
 #define FNV_OFFSET 2166136261u
 #define FNV_PRIME 16777619u
@@ -53,6 +56,7 @@ enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
 typedef struct jv {
     int type;
     double num;           /* J_NUM, J_BOOL */
+    int isint;            /* J_NUM: written as an integer (no fraction, no exponent) */
     char *str;            /* J_STR: UTF-8, NUL-terminated (may contain NUL from \u0000; len is exact) */
     size_t len;
     size_t n;             /* J_ARR, J_OBJ: number of children */
@@ -155,20 +159,23 @@ static char *jstring(jparser *ps, size_t *len) {
     return out;
 }
 
-static int jnumber(jparser *ps, double *out) {
+static int jnumber(jparser *ps, double *out, int *isint) {
     const char *s = ps->p, *q = s;
     char tmp[64];
+    *isint = 1;
     if (q < ps->end && *q == '-') q++;
     if (q >= ps->end) return 0;
     if (*q == '0') q++;
     else if (*q >= '1' && *q <= '9') while (q < ps->end && *q >= '0' && *q <= '9') q++;
     else return 0;
     if (q < ps->end && *q == '.') {
+        *isint = 0;
         q++;
         if (q >= ps->end || *q < '0' || *q > '9') return 0;
         while (q < ps->end && *q >= '0' && *q <= '9') q++;
     }
     if (q < ps->end && (*q == 'e' || *q == 'E')) {
+        *isint = 0;
         q++;
         if (q < ps->end && (*q == '+' || *q == '-')) q++;
         if (q >= ps->end || *q < '0' || *q > '9') return 0;
@@ -246,7 +253,7 @@ static int jvalue(jparser *ps, jv *v, int depth) {
     }
     default:
         v->type = J_NUM;
-        if (!jnumber(ps, &v->num)) { ps->err = "invalid number"; return 0; }
+        if (!jnumber(ps, &v->num, &v->isint)) { ps->err = "invalid number"; return 0; }
         return 1;
     }
 }
@@ -364,7 +371,7 @@ static long int_field(const char *where, const jv *o, const char *key, long dflt
         if (required) { snprintf(msg, sizeof msg, "missing field '%s'", key); die(where, msg); }
         return dflt;
     }
-    if (v->type != J_NUM || v->num != floor(v->num) || fabs(v->num) > 2147483647.0) {
+    if (v->type != J_NUM || !v->isint || fabs(v->num) > 2147483647.0) {
         snprintf(msg, sizeof msg, "field '%s' must be an integer", key);
         die(where, msg);
     }
@@ -375,7 +382,7 @@ static int bool_field(const char *where, const jv *o, const char *key, int dflt)
     const jv *v = jget(o, key);
     static char msg[160];
     if (!v) return dflt;
-    if (v->type != J_BOOL && v->type != J_NUM) {
+    if (v->type != J_BOOL) {
         snprintf(msg, sizeof msg, "field '%s' must be true or false", key);
         die(where, msg);
     }
@@ -419,9 +426,10 @@ static void load_model(const char *dir, model *m) {
     if (int_field(jpath, h, "version", 0, 1) != 1) die(jpath, "format version is not 1");
 
     labels = jget(h, "labels");
-    if (!labels || labels->type != J_ARR || labels->n < 2) die(jpath, "'labels' must be a list of at least two strings");
+    if (!labels || labels->type != J_ARR || labels->n < 2 || labels->n > MAX_LABELS)
+        die(jpath, "'labels' must be a list of 2 to 256 strings");
     for (i = 0; i < labels->n; i++)
-        if (labels->kids[i].type != J_STR) die(jpath, "'labels' must be a list of at least two strings");
+        if (labels->kids[i].type != J_STR) die(jpath, "'labels' must be a list of 2 to 256 strings");
 
     feats = jget(h, "features");
     if (!feats || feats->type != J_OBJ) die(jpath, "missing field 'features'");
@@ -441,7 +449,7 @@ static void load_model(const char *dir, model *m) {
     m->max_bytes = int_field(jpath, feats, "max_bytes", 4096, 0);
     if (!(1 <= m->nmin && m->nmin <= m->nmax && m->nmax <= 16)) die(jpath, "need 1 <= ngram_min <= ngram_max <= 16");
     if (m->dim_bits < 8 || m->dim_bits > 26) die(jpath, "dim_bits must be between 8 and 26");
-    if (m->max_bytes < 1) die(jpath, "max_bytes must be positive");
+    if (m->max_bytes < 1 || m->max_bytes > MAX_ITEM_BYTES) die(jpath, "max_bytes must be between 1 and 16777216");
     m->mask = (uint32_t)((1UL << m->dim_bits) - 1);
 
     dim = int_field(jpath, h, "dim", 0, 1);
@@ -466,7 +474,8 @@ static void load_model(const char *dir, model *m) {
     if (wbytes != (long)(nval * itemsize) || wbytes > MAX_WEIGHTS_BYTES)
         die(jpath, "weights_bytes does not match dim x classes x dtype");
     v = jget(h, "weights_sha256");
-    if (!v || v->type != J_STR || v->len != 64) die(jpath, "missing field 'weights_sha256'");
+    if (!v || v->type != J_STR || v->len != 64 || strspn(v->str, "0123456789abcdef") != 64)
+        die(jpath, "'weights_sha256' must be 64 lowercase hex digits");
 
     /* the positive label: the task's, else the first */
     m->pos = 0;
@@ -480,6 +489,16 @@ static void load_model(const char *dir, model *m) {
         if (nz && !(nz->type == J_STR && strcmp(nz->str, "none") == 0))
             die(jpath, "the task normalises items before scoring; this scorer supports normaliser \"none\" only");
     }
+
+    /* thresholds (not used here, but a file the Python loader refuses is refused here too) */
+    v = jget(h, "thresholds");
+    if (v && v->type != J_NULL) {
+        if (v->type != J_OBJ) die(jpath, "'thresholds' must be a table of numbers");
+        for (i = 0; i < v->n; i++)
+            if (v->kids[i].type != J_NUM || !(v->kids[i].num >= 0 && v->kids[i].num <= 1))
+                die(jpath, "a threshold must be a number in [0, 1]");
+    }
+    v = jget(h, "weights_sha256");
 
     blob = read_file(wpath, MAX_WEIGHTS_BYTES, &wlen);
     if ((long)wlen != wbytes) {

@@ -1,0 +1,310 @@
+/* smallworld.serve._cbulk: the bulk plain-lines kernel compiled ahead of time (built with the package; optional).
+ *
+ * jsonl_rows(buf, ends, first, nmin, nmax, tokens, lower, max_bytes, mask, w, b0, thr, yes, no, max_line, out)
+ * is smallworld/serve/bulk.py's jsonl_rows, line for line: it scores the lines of one block with a two-class
+ * linear model (one weight column w, float32 or float64, and a bias b0), summing the weights in the order of
+ * smallworld.student.features.reference_prob, and writes each row as {"id": "N", "score": S, "decision": ...}
+ * with S written as Python's json.dumps(round(p, 6)). Returns (bytes written, rows), or (-1, 0) when a line
+ * has a NUL byte, invalid UTF-8 or is longer than max_line (the caller then reads the block line by line), or
+ * (-2, bytes needed) when out is too small. An empty ends: the lines are found here (one pass, memchr).
+ * A process that scores a file with it pays no JIT, no numba import and no kernel-cache load.
+ * Floating point is IEEE double without contraction (built with -ffp-contract=off), as numba's is.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define FNV_OFFSET 2166136261u
+#define FNV_PRIME 16777619u
+
+static int is_word(unsigned c) { return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c >= 128; }
+
+typedef struct {
+    int nmin, nmax, tokens, lower;
+    long max_bytes;
+    uint32_t mask;
+    const void *w;
+    int w64;
+} cfg_t;
+
+static inline __attribute__((always_inline)) double wt(const cfg_t *c, uint32_t i) {
+    return c->w64 ? ((const double *)c->w)[i] : (double)((const float *)c->w)[i];
+}
+
+/* (sum of w over the item's feature occurrences, their count): kernels._sum, in the same order */
+static inline __attribute__((always_inline)) double sum_impl(const cfg_t *c, const unsigned char *s, long L, int nmin,
+                                                             int nmax, unsigned char *fr, long *kout) {
+    uint32_t hs[17];
+    long F, j = 0, k = 0, q;
+    double total = 0.0;
+    if (L > c->max_bytes) L = c->max_bytes;
+    F = L + 2;
+    fr[0] = 2;
+    for (q = 0; q < L; q++) fr[q + 1] = (c->lower && s[q] >= 65 && s[q] <= 90) ? s[q] + 32 : s[q];
+    fr[L + 1] = 3;
+    hs[0] = FNV_OFFSET;
+    while (j < F && j < nmax - 1) { /* the first bytes end fewer than nmax n-grams */
+        uint32_t b = fr[j];
+        int n;
+        for (n = (int)j + 1; n > 0; n--) {
+            uint32_t h = (hs[n - 1] ^ b) * FNV_PRIME;
+            hs[n] = h;
+            if (n >= nmin) { total += wt(c, h & c->mask); k++; }
+        }
+        j++;
+    }
+    if (j < F) k += (F - j) * (nmax - nmin + 1);
+    for (; j < F; j++) {
+        uint32_t b = fr[j];
+        double part = 0.0;
+        int n;
+        for (n = nmax; n > 0; n--) {
+            uint32_t h = (hs[n - 1] ^ b) * FNV_PRIME;
+            hs[n] = h;
+            if (n >= nmin) part += wt(c, h & c->mask);
+        }
+        total += part;
+    }
+    if (c->tokens) {
+        uint32_t h0 = (FNV_OFFSET ^ 1u) * FNV_PRIME, h = h0;
+        int inword = 0;
+        for (q = 1; q <= L; q++) {
+            unsigned b = fr[q];
+            if (is_word(b)) { h = (h ^ b) * FNV_PRIME; inword = 1; }
+            else if (inword) { total += wt(c, h & c->mask); k++; h = h0; inword = 0; }
+        }
+        if (inword) { total += wt(c, h & c->mask); k++; }
+    }
+    *kout = k;
+    return total;
+}
+
+/* the n-gram lengths as constants for the usual settings (the loops unrolled), else at run time */
+static double sum_any(const cfg_t *c, const unsigned char *s, long L, unsigned char *fr, long *k) {
+    switch (c->nmin * 32 + c->nmax) {
+    case 1 * 32 + 5: return sum_impl(c, s, L, 1, 5, fr, k);
+    case 3 * 32 + 5: return sum_impl(c, s, L, 3, 5, fr, k);
+    case 1 * 32 + 4: return sum_impl(c, s, L, 1, 4, fr, k);
+    case 2 * 32 + 5: return sum_impl(c, s, L, 2, 5, fr, k);
+    case 1 * 32 + 6: return sum_impl(c, s, L, 1, 6, fr, k);
+    case 3 * 32 + 6: return sum_impl(c, s, L, 3, 6, fr, k);
+    default: return sum_impl(c, s, L, c->nmin, c->nmax, fr, k);
+    }
+}
+
+static double prob(double total, long k, double b0) {
+    double z = b0 + total * (k > 0 ? 1.0 / sqrt((double)k) : 0.0), e;
+    if (z >= 0.0) return 1.0 / (1.0 + exp(-z));
+    e = exp(z);
+    return e / (e + 1.0);
+}
+
+/* round(p, 6) * 10**6 as an integer, rounded as Python's round(p, 6): bulk.py's _micros */
+static long micros(double p) {
+    double y = p * 1e6, k = floor(y), f = y - k, t, hi, lo, d;
+    if (fabs(f - 0.5) > 1e-6) return (long)k + (f > 0.5 ? 1 : 0);
+    t = p * 134217729.0;
+    hi = t - (t - p);
+    lo = p - hi;
+    d = (hi * 1e6 - (k + 0.5)) + lo * 1e6;
+    if (d > 0.0) return (long)k + 1;
+    if (d < 0.0) return (long)k;
+    return (long)k + ((long)k & 1);
+}
+
+/* round(p, 6) as Python's float repr writes it: bulk.py's _put_score */
+static long put_score(unsigned char *out, long o, double p) {
+    long k = micros(p), last, jj;
+    int ex;
+    if (k == 0 || k >= 1000000) {
+        out[o] = k ? '1' : '0'; out[o + 1] = '.'; out[o + 2] = '0';
+        return o + 3;
+    }
+    if (k >= 100) {
+        out[o] = '0'; out[o + 1] = '.';
+        last = 6;
+        while (k % 10 == 0) { k /= 10; last--; }
+        for (jj = last; jj > 0; jj--) { out[o + 1 + jj] = (unsigned char)('0' + k % 10); k /= 10; }
+        return o + 2 + last;
+    }
+    if (k >= 10 && k % 10) {
+        out[o] = (unsigned char)('0' + k / 10); out[o + 1] = '.'; out[o + 2] = (unsigned char)('0' + k % 10);
+        o += 3;
+        ex = 5;
+    } else {
+        out[o] = (unsigned char)('0' + (k >= 10 ? k / 10 : k));
+        o += 1;
+        ex = k >= 10 ? 5 : 6;
+    }
+    out[o] = 'e'; out[o + 1] = '-'; out[o + 2] = '0'; out[o + 3] = (unsigned char)('0' + ex);
+    return o + 4;
+}
+
+/* whether the (valid UTF-8) line is empty or whitespace as Python's str.strip() sees it: bulk.py's _blank */
+static int blank(const unsigned char *b, long s, long e) {
+    long j = s;
+    while (j < e) {
+        unsigned c = b[j];
+        long cp;
+        if (c < 128) {
+            if (c == 32 || (c >= 9 && c <= 13) || (c >= 28 && c <= 31)) { j++; continue; }
+            return 0;
+        }
+        if (c < 0xE0) { cp = ((long)(c & 0x1F) << 6) | (b[j + 1] & 0x3F); j += 2; }
+        else if (c < 0xF0) { cp = ((long)(c & 0x0F) << 12) | ((long)(b[j + 1] & 0x3F) << 6) | (b[j + 2] & 0x3F); j += 3; }
+        else return 0;
+        if (!(cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+              cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000))
+            return 0;
+    }
+    return 1;
+}
+
+/* whether b[s:e] is UTF-8 as Python's strict decoder takes it: bulk.py's _utf8 */
+static int utf8(const unsigned char *b, long s, long e) {
+    long i = s;
+    while (i < e) {
+        unsigned c = b[i], c1;
+        int need, j;
+        if (c < 128) { i++; continue; }
+        if (c >= 0xC2 && c <= 0xDF) need = 1;
+        else if (c >= 0xE0 && c <= 0xEF) need = 2;
+        else if (c >= 0xF0 && c <= 0xF4) need = 3;
+        else return 0;
+        if (i + need >= e) return 0;
+        c1 = b[i + 1];
+        if ((c1 & 0xC0) != 0x80 || (c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) ||
+            (c == 0xF4 && c1 >= 0x90))
+            return 0;
+        for (j = 2; j <= need; j++)
+            if ((b[i + j] & 0xC0) != 0x80) return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+static long put(unsigned char *out, long o, const void *src, Py_ssize_t n) {
+    memcpy(out + o, src, (size_t)n);
+    return o + (long)n;
+}
+
+static long put_int(unsigned char *out, long o, long long v) {
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%lld", v);
+    memcpy(out + o, tmp, (size_t)n);
+    return o + n;
+}
+
+static PyObject *jsonl_rows(PyObject *self, PyObject *args) {
+    Py_buffer buf, ends, w, yes, no, out;
+    long long first, max_line;
+    int nmin, nmax, tokens, lower, w64;
+    long max_bytes;
+    unsigned long mask;
+    double b0, thr;
+    cfg_t c;
+    PyObject *res = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*Liiiilky*pddy*y*Lw*", &buf, &ends, &first, &nmin, &nmax, &tokens, &lower,
+                          &max_bytes, &mask, &w, &w64, &b0, &thr, &yes, &no, &max_line, &out))
+        return NULL;
+    /* ends: int64 line ends within buf; w: float32 (or float64 with w64), at least mask + 1 of them; out: room
+       for 48 + max(len(yes), len(no)) bytes a line */
+    /* (an empty ends: the lines of buf found here, each ending at a newline or at the end of buf) */
+    Py_ssize_t nlines = ends.len / 8, i;
+    long long *E = ends.buf, *own = NULL;
+    if (ends.len == 0 && buf.len) {
+        const unsigned char *p = buf.buf, *end = p + buf.len, *q;
+        for (nlines = 0, q = p; q < end && (q = memchr(q, 10, (size_t)(end - q))) != NULL; q++) nlines++;
+        if (((const unsigned char *)buf.buf)[buf.len - 1] != 10) nlines++;
+        E = own = PyMem_Malloc(sizeof(long long) * (size_t)nlines);
+        if (!own) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (i = 0, q = p; i < nlines; i++, q++) {
+            q = memchr(q, 10, (size_t)(end - q));
+            if (!q) q = end;
+            E[i] = q - p;
+        }
+    }
+    if (ends.len % 8 != 0 || (nlines && E[nlines - 1] > (long long)buf.len)) {
+        PyErr_SetString(PyExc_ValueError, "ends must be int64 offsets within buf");
+    } else if (nmin < 1 || nmax > 16 || nmin > nmax || max_bytes < 1 || mask > 0xFFFFFFFFul ||
+               w.len / (w64 ? 8 : 4) < (Py_ssize_t)mask + 1) {
+        PyErr_SetString(PyExc_ValueError, "bad feature settings or weights");
+    } else if (out.len < nlines * (48 + (yes.len > no.len ? yes.len : no.len))) {
+        res = Py_BuildValue("(ln)", -2L, nlines * (48 + (yes.len > no.len ? yes.len : no.len)));  /* room needed */
+    } else {
+        const unsigned char *b = buf.buf;
+        unsigned char *o_ = out.buf, *fr = PyMem_Malloc((size_t)max_bytes + 2);
+        long o = 0, rows = 0, start = 0, bad = 0;
+        c.nmin = nmin; c.nmax = nmax; c.tokens = tokens; c.lower = lower; c.max_bytes = max_bytes;
+        c.mask = (uint32_t)mask; c.w = w.buf; c.w64 = w64;
+        if (!fr) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        for (i = 0; i < nlines; i++) {
+            long end = (long)E[i], e, j;
+            unsigned hi = 0, lo = 255;
+            if (end - start + (end < (long)buf.len ? 1 : 0) > max_line) { bad = 1; break; }
+            for (j = start; j < end; j++) { hi |= b[j]; if (b[j] < lo) lo = b[j]; }
+            if (end > start && (lo == 0 || (hi >= 128 && !utf8(b, start, end)))) { bad = 1; break; }
+            e = end;
+            while (e > start && b[e - 1] == 13) e--;
+            if (!blank(b, start, e)) {
+                long k = 0;
+                double total = sum_any(&c, b + start, e - start, fr, &k), p = prob(total, k, b0);
+                o = put(o_, o, "{\"id\": \"", 8);
+                o = put_int(o_, o, first + i);
+                o = put(o_, o, "\", \"score\": ", 12);
+                o = put_score(o_, o, p);
+                o = p >= thr ? put(o_, o, yes.buf, yes.len) : put(o_, o, no.buf, no.len);
+                rows++;
+            }
+            start = end + 1;
+        }
+        Py_END_ALLOW_THREADS
+        PyMem_Free(fr);
+        res = bad ? Py_BuildValue("(ll)", -1L, 0L) : Py_BuildValue("(ll)", o, rows);
+    }
+done:
+    PyMem_Free(own);
+    PyBuffer_Release(&buf); PyBuffer_Release(&ends); PyBuffer_Release(&w);
+    PyBuffer_Release(&yes); PyBuffer_Release(&no); PyBuffer_Release(&out);
+    return res;
+}
+
+/* the pieces on their own, for the tests that hold them to Python's own rules */
+static PyObject *score_repr(PyObject *self, PyObject *args) {
+    double p;
+    unsigned char out[32];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "d", &p)) return NULL;
+    return PyBytes_FromStringAndSize((const char *)out, put_score(out, 0, p));
+}
+
+static PyObject *check_line(PyObject *self, PyObject *args) {
+    Py_buffer b;
+    PyObject *r;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*", &b)) return NULL;
+    r = Py_BuildValue("(OO)", utf8(b.buf, 0, (long)b.len) ? Py_True : Py_False,
+                      utf8(b.buf, 0, (long)b.len) && blank(b.buf, 0, (long)b.len) ? Py_True : Py_False);
+    PyBuffer_Release(&b);
+    return r;
+}
+
+static PyMethodDef methods[] = {
+    {"jsonl_rows", jsonl_rows, METH_VARARGS, "Score a block of plain lines and write their JSONL rows (see the module)."},
+    {"score_repr", score_repr, METH_VARARGS, "round(p, 6) as json.dumps writes it, as the kernel writes it."},
+    {"check_line", check_line, METH_VARARGS, "(valid UTF-8, blank as str.strip() sees it) for a line's bytes."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cbulk", "smallworld's bulk scoring kernel (C).", -1, methods};
+
+PyMODINIT_FUNC PyInit__cbulk(void) { return PyModule_Create(&module); }
