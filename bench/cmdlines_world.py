@@ -51,7 +51,8 @@ def metrics(task, model, rows):
 def views(args, train, dev, hand):
     task = load_task("cmdlines")
     out = {}
-    for name, t in (("raw text (normaliser none)", replace(task, normaliser="none")), ("task view", task)):
+    for name, t in (("raw text (normaliser none)", replace(task, normaliser="none")),
+                    ("the command-line view (normaliser cmdline)", replace(task, normaliser="cmdline"))):
         rs = []
         for s in args.seeds:
             seed = stratified_sample(train, args.seed_size, s)
@@ -118,11 +119,13 @@ def main():
     ap.add_argument("--probe", action="store_true")
     ap.add_argument("--no-views", action="store_true")
     ap.add_argument("--out", default="bench/out/cmdlines_world.json")
+    ap.add_argument("--handwritten", default=str(HANDWRITTEN),
+                    help="the hand-written set (bench/handwritten/endpoint.jsonl: command lines as endpoints log them)")
     args = ap.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
     d = Path(args.data) / "cmdlines"
     train, dev = D.read_rows(d / "train.jsonl.gz"), D.read_rows(d / "dev.jsonl.gz")
-    hand = D.read_rows(HANDWRITTEN)
+    hand = D.read_rows(args.handwritten)
     res = {"handwritten": {"n": len(hand), "malicious": sum(r["label"] == "malicious" for r in hand)}}
     if not args.no_views:
         res["views"] = views(args, train, dev, hand)

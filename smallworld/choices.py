@@ -3,7 +3,8 @@ the CLI offers exactly these (so a typo is refused with the list, never read as 
 CLI loads this module on every start."""
 
 ON_ERROR = ("raise", "skip")                    # a malformed input row stops the run, or is skipped and counted
-FORMATS = ("jsonl", "csv", "tsv", "parquet", "lines", "eml", "mbox", "html")  # --format (default: by file name)
+FORMATS = ("jsonl", "csv", "tsv", "parquet", "lines", "eml", "mbox", "html",  # --format (default: by file name
+           "auditd", "winxml", "evtx")                                          # or, for logs, by content)
 MODES = ("best_guess", "high_confidence")       # decision thresholds a model folder carries
 DTYPES = ("float32", "float16", "int8")         # stored weights
 ENDPOINTS = ("completions", "chat")             # OpenAI-compatible teacher API

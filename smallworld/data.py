@@ -25,7 +25,7 @@ from .choices import FORMATS, ON_ERROR
 from .errors import DataError, SmallworldError
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a single row larger than this is an error (or a counted skip)
-TEXT_EXT = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz", ".csv", ".csv.gz",
+TEXT_EXT = (".xml", ".evtx", ".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz", ".csv", ".csv.gz",
             ".tsv", ".parquet", ".txt", ".txt.gz", ".log", ".eml", ".mbox", ".html", ".htm")
 DOC_KINDS = ("eml", "mbox", "html")  # whole documents: one row per file (per message for mbox)
 
@@ -45,7 +45,7 @@ def _kind(path: str) -> str:
     p = path.lower()
     if p.endswith(".gz"):
         p = p[:-3]
-    for ext, kind in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
+    for ext, kind in ((".xml", "winxml"), (".evtx", "evtx"), (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
                       (".tsv", "tsv"), (".parquet", "parquet"), (".eml", "eml"), (".mbox", "mbox"), (".html", "html"),
                       (".htm", "html")):
         if p.endswith(ext):
@@ -77,7 +77,7 @@ def _norm_row(obj: dict, where: str, text_field: str, n: int) -> dict:
     if not isinstance(text, str):
         text = str(text)
     row = {"id": str(obj.get("id", n)), "text": text}
-    for k in ("label", "source", "group", "meta", "weight", "probs"):
+    for k in ("label", "source", "group", "meta", "weight", "probs", "event"):
         v = obj.get(k)
         if v is not None and v == v:  # drop None and NaN
             row[k] = v
@@ -165,6 +165,9 @@ def iter_rows(path: str | Path, text_field: str = "text", on_error: str = "raise
     if fmt is not None:
         check_choice("--format", fmt, FORMATS)
     if (fmt or _kind(path)) == "lines" and (path == "-" or Path(path).is_file()):
+        sniffed = _sniff(path)  # an endpoint log in a .log/.txt file or on stdin: read as such
+        if sniffed:
+            return _iter_rows(path, text_field, on_error, stats, sniffed)
         return LineRows(path, text_field, on_error, stats)
     return _iter_rows(path, text_field, on_error, stats, fmt)
 
@@ -178,6 +181,9 @@ def _iter_rows(path: str, text_field: str, on_error: str, stats: ReadStats, fmt:
                 yield from iter_rows(p, text_field, on_error, stats)
         return
     kind = fmt or _kind(path)
+    if kind in LOG_KINDS:
+        yield from _iter_log(path, kind, on_error, stats)
+        return
     if kind in DOC_KINDS:
         if path == "-":
             raise DataError(f"--format {kind} reads files or directories, not stdin")
@@ -222,6 +228,13 @@ def _iter_rows(path: str, text_field: str, on_error: str, stats: ReadStats, fmt:
         if not isinstance(obj, dict):
             _fail(stats, on_error, f"{where}: expected a JSON object, got {type(obj).__name__}", "not an object")
             continue
+        if text_field not in obj:  # a process-creation event of an endpoint log (Sysmon, ECS, osquery...)?
+            from . import logs
+
+            got = logs.event_rows(obj, str(n))
+            if got is not None:
+                yield from _log_rows(((n, g) for g in got), path, on_error, stats)
+                continue
         try:
             row = _norm_row(obj, where, text_field, n)
         except _RowError as e:
@@ -229,6 +242,70 @@ def _iter_rows(path: str, text_field: str, on_error: str, stats: ReadStats, fmt:
             continue
         stats.rows += 1
         yield row
+
+
+LOG_KINDS = ("auditd", "winxml", "evtx")
+
+
+def _sniff(path: str) -> str | None:
+    """'auditd' or 'winxml' when the first non-blank line says so (files: their first 64 KiB; stdin: what is
+    buffered, without consuming it), else None."""
+    if path == "-":
+        peek = getattr(sys.stdin.buffer, "peek", None)
+        head = peek(1 << 16) if peek else b""
+    else:
+        try:
+            with _open_binary(path) as f:
+                head = f.read(1 << 16)
+        except (OSError, EOFError, zlib.error):
+            return None
+    first = next((x.strip() for x in head.split(b"\n") if x.strip()), b"")
+    first = first.lstrip(b"\xef\xbb\xbf")
+    if first.startswith((b"<?xml", b"<Events", b"<Event ", b"<Event>")):
+        return "winxml"
+    from .logs import is_audit_line
+
+    return "auditd" if is_audit_line(first) else None
+
+
+def _iter_log(path: str, kind: str, on_error: str, stats: ReadStats) -> Iterator[dict]:
+    from . import logs
+
+    if kind == "evtx":
+        if path == "-":
+            raise DataError("--format evtx reads files or directories, not stdin")
+        yield from _log_rows(logs.evtx_events(path), path, on_error, stats)
+        return
+    f = _open_binary(path)
+    try:
+        if kind == "winxml":
+            try:
+                yield from _log_rows(logs.xml_events(f, path), path, on_error, stats)
+            except Exception as e:  # lxml's XMLSyntaxError, beyond what recover mends
+                raise DataError(f"{path}: not readable as Windows event XML ({str(e)[:200]})") from None
+        else:
+            yield from _log_rows(logs.audit_events(enumerate(f, 1)), path, on_error, stats)
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+
+
+def _log_rows(events, path: str, on_error: str, stats: ReadStats) -> Iterator[dict]:
+    """Rows of (line or record number, row or reason) pairs: events of other kinds and records without a
+    command line are counted skips whatever --on-error says (a whole Sysmon log is a fair input); malformed
+    records are errors (or counted skips with --on-error skip)."""
+    from .logs import NoCommandLine, NotAProcess
+
+    for n, r in events:
+        if isinstance(r, NotAProcess):
+            stats.skip("not a process creation")
+        elif isinstance(r, NoCommandLine):
+            stats.skip("no command line")
+        elif isinstance(r, Exception):
+            _fail(stats, on_error, f"{path}: line {n}: {r}", "malformed record")
+        else:
+            stats.rows += 1
+            yield r
 
 
 def _chain(first: list, rest: Iterable):

