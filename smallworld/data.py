@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from . import logs
 from .choices import FORMATS, ON_ERROR
 from .errors import DataError, SmallworldError
 
@@ -229,19 +230,22 @@ def _iter_rows(path: str, text_field: str, on_error: str, stats: ReadStats, fmt:
             _fail(stats, on_error, f"{where}: expected a JSON object, got {type(obj).__name__}", "not an object")
             continue
         if text_field not in obj:  # a process-creation event of an endpoint log (Sysmon, ECS, osquery...)?
-            from . import logs
-
             got = logs.event_rows(obj, str(n))
             if got is not None:
                 yield from _log_rows(((n, g) for g in got), path, on_error, stats)
                 continue
-        try:
-            row = _norm_row(obj, where, text_field, n)
-        except _RowError as e:
-            _fail(stats, on_error, str(e), e.reason)
-            continue
-        stats.rows += 1
-        yield row
+        yield from _checked_row(obj, where, text_field, n, stats, on_error)
+
+
+def _checked_row(obj: dict, where: str, text_field: str, n: int, stats: ReadStats, on_error: str) -> Iterator[dict]:
+    """The row of one record, counted; or nothing, the record failed (raised, or counted with on_error skip)."""
+    try:
+        row = _norm_row(obj, where, text_field, n)
+    except _RowError as e:
+        _fail(stats, on_error, str(e), e.reason)
+        return
+    stats.rows += 1
+    yield row
 
 
 LOG_KINDS = ("auditd", "winxml", "evtx")
@@ -263,14 +267,10 @@ def _sniff(path: str) -> str | None:
     first = first.lstrip(b"\xef\xbb\xbf")
     if first.startswith((b"<?xml", b"<Events", b"<Event ", b"<Event>")):
         return "winxml"
-    from .logs import is_audit_line
-
-    return "auditd" if is_audit_line(first) else None
+    return "auditd" if logs.is_audit_line(first) else None
 
 
 def _iter_log(path: str, kind: str, on_error: str, stats: ReadStats) -> Iterator[dict]:
-    from . import logs
-
     if kind == "evtx":
         if path == "-":
             raise DataError("--format evtx reads files or directories, not stdin")
@@ -294,12 +294,10 @@ def _log_rows(events, path: str, on_error: str, stats: ReadStats) -> Iterator[di
     """Rows of (line or record number, row or reason) pairs: events of other kinds and records without a
     command line are counted skips whatever --on-error says (a whole Sysmon log is a fair input); malformed
     records are errors (or counted skips with --on-error skip)."""
-    from .logs import NoCommandLine, NotAProcess
-
     for n, r in events:
-        if isinstance(r, NotAProcess):
+        if isinstance(r, logs.NotAProcess):
             stats.skip("not a process creation")
-        elif isinstance(r, NoCommandLine):
+        elif isinstance(r, logs.NoCommandLine):
             stats.skip("no command line")
         elif isinstance(r, Exception):
             _fail(stats, on_error, f"{path}: line {n}: {r}", "malformed record")
@@ -466,13 +464,7 @@ def _iter_csv(path: str, text_field: str, on_error: str, stats: ReadStats, delim
                     obj["meta"] = json.loads(obj["meta"])
                 except (ValueError, RecursionError):
                     pass  # kept as text
-            try:
-                row = _norm_row(obj, where, text_field, n)
-            except _RowError as e:
-                _fail(stats, on_error, str(e), e.reason)
-                continue
-            stats.rows += 1
-            yield row
+            yield from _checked_row(obj, where, text_field, n, stats, on_error)
     finally:
         f.close()
 
@@ -510,13 +502,7 @@ def _iter_parquet(path: str, text_field: str, on_error: str, stats: ReadStats) -
             if obj[text_field] is None:
                 _fail(stats, on_error, f"{where}: {text_field!r} is null", "null text")
                 continue
-            try:
-                row = _norm_row(obj, where, text_field, n)
-            except _RowError as e:
-                _fail(stats, on_error, str(e), e.reason)
-                continue
-            stats.rows += 1
-            yield row
+            yield from _checked_row(obj, where, text_field, n, stats, on_error)
 
 
 def _decode_document(raw: bytes) -> str:

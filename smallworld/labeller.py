@@ -90,7 +90,7 @@ def _combine(task, seed, rows, P, P_cal, cal_rows, y_cal, combine_rule, self_tra
     from .pipeline import TrainConfig, seed_student, self_trained_student
 
     cfg = TrainConfig(task=task.to_dict(), labelled="", out="")
-    texts = [task.normalise(r["text"]) for r in rows]
+    texts = [task.view(r) for r in rows]
     student, cv = seed_student(task, cfg, seed)
     cvs, students = [cv], [student.predict_proba(texts)]
     if self_train:

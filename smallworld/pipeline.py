@@ -272,7 +272,7 @@ def self_trained_student(task: Task, cfg: TrainConfig, seed_rows: list[dict], te
 
     ``texts`` are normalised items with usable answers (no NaN rows in ``P``). Returns (item probabilities,
     seed-row out-of-fold probabilities by id)."""
-    st = [task.normalise(r["text"]) for r in seed_rows]
+    st = [task.view(r) for r in seed_rows]
     Ys, ws = onehot(task, [r["label"] for r in seed_rows]), np.ones(len(seed_rows))
     wt = np.full(len(texts), cfg.beta)
     P_items = cross_val_proba(task, cfg, texts, P, wt, groups=list(selection.near_duplicate_clusters(texts, cfg.seed)),
@@ -296,7 +296,7 @@ def seed_cross_val(task: Task, cfg: TrainConfig, rows: list[dict], texts: list[s
 def seed_student(task: Task, cfg: TrainConfig, seed_rows: list[dict]):
     """The seed-only student of the teacher-with-student combination (one-hot targets, weight 1) and its
     group-out-of-fold probabilities for the seed rows, by id (what its calibration is fitted on)."""
-    st = [task.normalise(r["text"]) for r in seed_rows]
+    st = [task.view(r) for r in seed_rows]
     Y, w = onehot(task, [r["label"] for r in seed_rows]), np.ones(len(seed_rows))
     return (LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(st, Y, w),
             seed_cross_val(task, cfg, seed_rows, st, Y, w))
@@ -326,13 +326,13 @@ def _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw, A, i
     ensemble's agreement per answer (a weight with ``agreement_weight``)."""
     P = targets(P_raw, asked)
     ok = ~np.isnan(P).any(axis=1)
-    texts = [task.normalise(unl[i]["text"]) for i, k in zip(asked, ok) if k]
+    texts = [task.view(unl[i]) for i, k in zip(asked, ok) if k]
     Pt = P[ok]
     a = A if cfg.agreement_weight else np.ones(len(P))
     w = a[ok]
     inh = [(m, j) for m, j in inherit if ok[j]]
     if inh:
-        texts += [task.normalise(unl[m]["text"]) for m, _ in inh]
+        texts += [task.view(unl[m]) for m, _ in inh]
         Pt = np.vstack([Pt, P[[j for _, j in inh]]])
         w = np.concatenate([w, cfg.inherit_weight * a[[j for _, j in inh]]])
     return fit_distilled(task, cfg, seed_texts, Y_s, w_s, texts, Pt, w)
@@ -402,7 +402,7 @@ class Trainer:
             self.unl.extend(D.iter_rows(p, on_error=cfg.on_error, stats=self.stats))
         self.dev, self.heldout = dev, heldout
         self.timings["load"] = time.perf_counter() - t0
-        self.eval_sets = {name: ([task.normalise(r["text"]) for r in rows],
+        self.eval_sets = {name: ([task.view(r) for r in rows],
                                  np.array([r["label"] == task.positive for r in rows]))
                           for name, rows in (("dev", dev), ("heldout", heldout)) if rows}
         if self.stats.skipped:
@@ -416,7 +416,7 @@ class Trainer:
         """The seed-only student (synthetic rows train both students; demonstrations and checks use the seed)."""
         cfg, task, t0 = self.cfg, self.task, time.perf_counter()
         train_rows = self.seed_rows + self.synthetic
-        self.seed_texts = [task.normalise(r["text"]) for r in train_rows]
+        self.seed_texts = [task.view(r) for r in train_rows]
         self.Y_seed = onehot(task, [r["label"] for r in train_rows])
         self.w_seed = np.array([float(r.get("weight", 1.0)) for r in train_rows])
         self.seed_only = LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(
@@ -509,7 +509,7 @@ class Trainer:
             return self.cal.transform(P_raw)
         if self.cfg.targets == "combined" and len(idx):
             return self.comb.transform(P_raw, self.seed_only.predict_proba(
-                [self.task.normalise(self.unl[i]["text"]) for i in idx]))
+                [self.task.view(self.unl[i]) for i in idx]))
         return P_raw
 
     def ask_round(self, teacher, demos, rnd: int, budget: int, folded: set) -> dict:
@@ -517,8 +517,8 @@ class Trainer:
         cfg, task, unl = self.cfg, self.task, self.unl
         student = None if rnd == 0 and cfg.strategy in ("random", "dedup") else self.distilled
         sel = selection.select(cfg.strategy, unl, budget, student=student, feature_cfg=dict(task.features),
-                               known_texts=self.seed_texts + [task.normalise(unl[i]["text"]) for i in self.asked],
-                               seed=cfg.seed + rnd, exclude=folded, normalise=task.normalise)
+                               known_texts=self.seed_texts + [task.view(unl[i]) for i in self.asked],
+                               seed=cfg.seed + rnd, exclude=folded, normalise=task.view)
         P, A = prompting.ask_rows(teacher, task, demos, [unl[i] for i in sel.ask],
                                   f"teacher: round {rnd + 1}/{cfg.rounds}", cfg.progress,
                                   with_agreement=True)
@@ -559,7 +559,7 @@ class Trainer:
         thresholds = {}
         if self.dev:  # high-confidence: FPR <= 1e-3; best guess: best F1
             y = np.array([r["label"] == task.positive for r in self.dev], dtype=int)
-            s = self.distilled.predict_proba([task.normalise(r["text"]) for r in self.dev])[:, task.pos_index]
+            s = self.distilled.predict_proba([task.view(r) for r in self.dev])[:, task.pos_index]
             if 0 < y.sum() < len(y):
                 thresholds = {"high_confidence": E.threshold_at_fpr(y, s, 1e-3), "best_guess": E.best_f1_threshold(y, s)}
         thresholds.setdefault("best_guess", 0.5)
@@ -568,7 +568,7 @@ class Trainer:
 
     def _evaluate_set(self, name: str, rows: list[dict]) -> dict:
         task = self.task
-        txt = [task.normalise(r["text"]) for r in rows]
+        txt = [task.view(r) for r in rows]
         ylab = [r["label"] for r in rows]
         src = [r.get("source", "") for r in rows]
         m = {"seed_only": E.evaluate(task.labels, task.positive, ylab, self.seed_only.predict_proba(txt), src),

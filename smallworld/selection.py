@@ -183,7 +183,7 @@ class Selection:
 
 def select(strategy: str, rows: Sequence[dict], budget: int, student=None, feature_cfg: dict | None = None,
            known_texts: Sequence[str] = (), seed: int = 0, exclude: set[str] | None = None,
-           normalise=lambda t: t) -> Selection:
+           normalise=lambda row: row["text"]) -> Selection:
     """Choose up to ``budget`` rows to ask the teacher about.
 
     * random: a stable random sample (exact duplicates collapsed);
@@ -201,7 +201,7 @@ def select(strategy: str, rows: Sequence[dict], budget: int, student=None, featu
 
     t0 = time.perf_counter()
     cand = candidates(rows, seed, exclude)
-    texts = [normalise(rows[i]["text"]) for i in cand]
+    texts = [normalise(rows[i]) for i in cand]  # each row as the student sees it (Task.view)
     members: dict[int, list[int]] = {}
     if strategy in ("dedup", "combined"):
         cl = near_duplicate_clusters(texts, seed)

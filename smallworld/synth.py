@@ -284,6 +284,23 @@ def diversity(texts: Sequence[str], novelty: np.ndarray) -> dict:
             "novelty_min": float(novelty.min()) if len(novelty) else 0.0}
 
 
+def choose_entries(task: Task, entries: Sequence[Entry], label: str | None = None,
+                   ids: str | Sequence[str] | None = None) -> list[Entry]:
+    """The entries of one label and/or with these ids (comma-separated or a list); unknown ones are an error."""
+    ents = list(entries)
+    if label:
+        if label not in task.labels:
+            raise SmallworldError(f"--label {label!r} is not one of {list(task.labels)}")
+        ents = [e for e in ents if e.label == label]
+    if ids:
+        want = [x.strip() for x in (ids.split(",") if isinstance(ids, str) else ids) if x.strip()]
+        unknown = sorted(set(want) - {e.id for e in ents})
+        if unknown:
+            raise SmallworldError(f"--entries: unknown taxonomy entries {unknown}")
+        ents = [e for e in ents if e.id in want]
+    return ents
+
+
 def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows: Sequence[dict] = (),
                verify: bool = True, threshold: float = 0.5, temperature: float = 0.9, seed: int = 0,
                weight: float = 1.0, oversample: float = 1.5, style_examples: int = 0,

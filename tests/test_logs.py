@@ -127,3 +127,33 @@ def test_a_folder_of_logs_is_unlabelled_input_to_train(tmp_path):
     m = json.loads((out / "manifest.json").read_text())
     assert m["counts"]["unlabelled"] == 3 + 2 + 2 + 1 + 3 + 2 + 2 + 1
     assert m["inputs"][str(LOGS)]["files"] == len(list(LOGS.iterdir()))
+
+
+def test_a_task_with_context_shows_the_event_to_both_models(tmp_path):
+    """``context = [...]`` in a task: the teacher's prompt and the student's features see the process image,
+    parent and user beside the command line; rows without an event are read as before."""
+    from dataclasses import replace
+
+    from smallworld.student.model import Model
+    from smallworld.tasks import load_task
+    from smallworld.teacher.prompting import Demonstrations, build_prompts
+
+    task = replace(load_task("cmdlines"), context=("image", "parent_image", "user"))
+    rows, _ = read("sysmon_winlogbeat.jsonl")
+    item = task.item(rows[0])
+    assert item.startswith(rows[0]["text"] + "\nprocess: C:\\Windows\\System32\\WindowsPowerShell")
+    assert "\nparent: C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE" in item and "\nuser: CORP\\jdoe" in item
+    assert task.item({"id": "1", "text": "ls -la"}) == "ls -la" and load_task("cmdlines").item(rows[0]) == rows[0]["text"]
+    prompt = build_prompts(task, [task.item(rows[0])], Demonstrations(task, [], mode="zero"))[0]
+    assert "WINWORD.EXE" in prompt
+    with pytest.raises(Exception, match="context must be"):
+        replace(load_task("cmdlines"), context=("hostname",))
+    # a model whose task shows the parent scores a log's rows with it, and writes the task into model.json
+    toml = tmp_path / "ctx.toml"
+    base = (Path(__file__).resolve().parents[1] / "smallworld" / "tasks" / "cmdlines.toml").read_text()
+    toml.write_text('context = ["image", "parent_image", "user"]\n' + base)
+    cli("train", "--task", toml, "--labelled", EXAMPLES / "cmdlines_seed.jsonl", "--teacher", "none", "--out", tmp_path / "m")
+    m = Model(tmp_path / "m")
+    assert m.task.context == ("image", "parent_image", "user")
+    out = [json.loads(x) for x in cli("score", tmp_path / "m", LOGS / "sysmon_evtx.jsonl").stdout.splitlines()]
+    assert [o["score"] for o in out] == [round(float(s), 6) for s in m.scores([m.item(r) for r in read("sysmon_evtx.jsonl")[0]])]

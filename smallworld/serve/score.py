@@ -52,7 +52,7 @@ def _score_rows(scorer: Model, rows: Iterable[dict], out: TextIO, thr: float, ba
                 all_probs: bool) -> int:
     n = 0
     for batch in batches(rows, batch_size):
-        texts = [r["text"] for r in batch]
+        texts = [scorer.item(r) for r in batch]
         if all_probs or scorer.binary is None:
             P = scorer.predict_proba(texts)
             s = P[:, scorer.pos]

@@ -86,6 +86,10 @@ class Model:
         """Whether items are scored as given (no task view): what the bulk plain-lines path needs."""
         return self.task is None or self.task.normaliser == "none"
 
+    def item(self, row: dict) -> str:
+        """A row's text as this model reads it (with the event's context where the task shows it)."""
+        return self.task.item(row) if self.task else row["text"]
+
     def view(self, texts: Iterable[str]) -> list[str]:
         """The items as the model sees them (the task's normaliser)."""
         if not self.raw_text:

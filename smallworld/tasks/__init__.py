@@ -15,6 +15,10 @@ from ..errors import SmallworldError
 
 _HERE = Path(__file__).parent
 BUILTIN = ("cmdlines", "urls", "emails", "html")
+# event fields of an endpoint log's row (smallworld.logs) a task may show its models, with the words they are shown under
+CONTEXT_CHARS = 200  # of each field (a parent's command line can be long; the item's own text comes first)
+CONTEXT_FIELDS = {"image": "process", "parent_image": "parent", "parent_command_line": "parent command line",
+                  "user": "user"}
 
 _EMAIL_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -90,6 +94,7 @@ class Task:
     max_item_chars: int = 600
     features: dict = field(default_factory=dict)
     prompt: str = "hybrid"   # the teacher's default prompt: hybrid | similar | fixed | zero, or an ensemble a+b
+    context: tuple = ()      # the event fields (endpoint logs) the models see beside the text: see CONTEXT_FIELDS
 
     def __post_init__(self):
         if len(self.labels) < 2:
@@ -114,6 +119,9 @@ class Task:
             v = getattr(self, key)
             if not v.strip() or any(c in v for c in "\r\n\x85\u2028\u2029") or len(v) > 200:
                 raise SmallworldError(f"task {self.name!r}: {key} must be one non-empty line of at most 200 characters")
+        bad = [c for c in self.context if c not in CONTEXT_FIELDS]
+        if bad or len(set(self.context)) != len(self.context):
+            raise SmallworldError(f"task {self.name!r}: context must be distinct fields of {list(CONTEXT_FIELDS)}; got {bad or list(self.context)}")
         if self.normaliser not in NORMALISERS:
             raise SmallworldError(f"task {self.name!r}: unknown normaliser {self.normaliser!r}; one of {sorted(NORMALISERS)}")
         if not MIN_ITEM_CHARS <= self.max_item_chars <= MAX_ITEM_CHARS:
@@ -134,8 +142,23 @@ class Task:
         return self.labels.index(self.positive)
 
     def normalise(self, text: str) -> str:
-        """The student's view of an item (what is hashed)."""
+        """The student's view of an item's text (what is hashed)."""
         return NORMALISERS[self.normaliser](text)
+
+    def item(self, row: dict | str) -> str:
+        """A row as the models see it: its text and, for a task with ``context``, the event's fields it names
+        (an endpoint log's process image, parent, parent command line, user), a line each. A string is itself."""
+        if isinstance(row, str):
+            return row
+        ev = row.get("event") if self.context else None
+        if not isinstance(ev, dict):
+            return row["text"]
+        return row["text"] + "".join(f"\n{CONTEXT_FIELDS[k]}: {str(ev[k])[:CONTEXT_CHARS]}" for k in self.context
+                                     if ev.get(k))
+
+    def view(self, row: dict | str) -> str:
+        """The student's view of a row: :meth:`normalise` of :meth:`item`."""
+        return self.normalise(self.item(row))
 
     def prompt_view(self, text: str) -> str:
         """The teacher's view of an item (what the prompt shows)."""
@@ -146,7 +169,7 @@ class Task:
             "name": self.name, "labels": list(self.labels), "positive": self.positive, "field": self.field,
             "question": self.question, "answers": dict(self.answers), "instruction": self.instruction,
             "rubric": self.rubric, "normaliser": self.normaliser, "max_item_chars": self.max_item_chars,
-            "features": dict(self.features), "prompt": self.prompt,
+            "features": dict(self.features), "prompt": self.prompt, "context": list(self.context),
         }
 
     @classmethod
@@ -154,7 +177,7 @@ class Task:
         if not isinstance(d, dict):
             raise SmallworldError(f"task definition: expected a table of keys, got {type(d).__name__}")
         known = {"name", "labels", "positive", "field", "question", "answers", "instruction", "rubric",
-                 "normaliser", "max_item_chars", "features", "prompt"}
+                 "normaliser", "max_item_chars", "features", "prompt", "context"}
         unknown = set(d) - known
         if unknown:
             raise SmallworldError(f"task definition: unknown keys {sorted(map(str, unknown))}")
@@ -182,13 +205,16 @@ class Task:
             raise SmallworldError("task definition: 'answers' must be a table of label = \"answer word\" strings")
         if not isinstance(feats, dict):
             raise SmallworldError("task definition: 'features' must be a table")
+        ctx = d.get("context", [])
+        if not (isinstance(ctx, (list, tuple)) and all(isinstance(c, str) for c in ctx)):
+            raise SmallworldError("task definition: 'context' must be a list of event field names")
         mic = d.get("max_item_chars", 600)
         if isinstance(mic, bool) or not isinstance(mic, int):
             raise SmallworldError(f"task definition: 'max_item_chars' must be an integer, not {type(mic).__name__}")
         return cls(name=text("name"), labels=tuple(labels), positive=text("positive"), field=text("field", "Item"),
                    question=text("question", "Label"), answers=dict(answers), instruction=text("instruction", ""),
                    rubric=rubric, normaliser=text("normaliser", "none"), max_item_chars=mic,
-                   features=dict(feats), prompt=text("prompt", "hybrid"))
+                   features=dict(feats), prompt=text("prompt", "hybrid"), context=tuple(ctx))
 
 
 def load_task(name_or_path: str | Path | dict) -> Task:

@@ -46,7 +46,7 @@ class Demonstrations:
         self.rows = [r for r in seed_rows if r.get("label") in task.labels]
         self.ids = [r["id"] for r in self.rows]
         self.labels = np.array([task.labels.index(r["label"]) for r in self.rows])
-        self.X = features.transform([task.normalise(r["text"]) for r in self.rows], features.config(RETRIEVAL_FEATURES))
+        self.X = features.transform([task.view(r) for r in self.rows], features.config(RETRIEVAL_FEATURES))
         rng = np.random.default_rng(0)
         self.fixed = {c: rng.permutation(np.flatnonzero(self.labels == c))[:k] for c in range(len(task.labels))}
 
@@ -87,7 +87,7 @@ class Demonstrations:
                     per.append(list(best[::-1]))  # most similar closest to the item
                 sim = self._interleave(per)
                 picks.append(fixed + sim if self.mode == "hybrid" else sim)
-        return [[(self.rows[j]["text"], self.rows[j]["label"]) for j in p] for p in picks]
+        return [[(self.task.item(self.rows[j]), self.rows[j]["label"]) for j in p] for p in picks]
 
     @staticmethod
     def _interleave(per_class: list[list[int]]) -> list[int]:
@@ -152,7 +152,7 @@ def ask_rows(teacher, task: Task, demos: "Demonstrations | None", rows: Sequence
     K = len(task.labels)
     if not rows:
         return (np.zeros((0, K)), np.zeros(0)) if with_agreement else np.zeros((0, K))
-    texts = [r["text"] for r in rows]
+    texts = [task.item(r) for r in rows]  # the text, and the event's context for a task that shows it
     members = demos.members if demos is not None else [None]
     Ps = []
     with bar(desc, len(rows) * len(members), progress) as advance:

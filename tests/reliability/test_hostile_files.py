@@ -46,6 +46,11 @@ def no_code_execution():
             raise AssertionError(f"{name} called while loading an untrusted file")
         return f
 
+    import lxml.etree  # noqa: F401  (the parsers the readers import on first use: imports are not the file's code)
+    try:
+        import evtx  # noqa: F401
+    except ImportError:
+        pass
     saved = [(pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (np, "load"), (builtins, "eval"),
              (builtins, "exec")]
     old = [(m, n, getattr(m, n)) for m, n in saved]
@@ -240,7 +245,7 @@ def test_scorer_on_hostile_model_raises_only_smallworld_errors(model_dir, edits)
 
 
 # -- input files ------------------------------------------------------------------------------------------------
-SUFFIXES = [".jsonl", ".csv", ".jsonl.gz", ".csv.gz", ".parquet", ".tsv", ".txt", ".txt.gz"]
+SUFFIXES = [".jsonl", ".csv", ".jsonl.gz", ".csv.gz", ".parquet", ".tsv", ".txt", ".txt.gz", ".xml", ".log", ".evtx"]
 
 
 def _read_ok_or_data_error(path: Path) -> None:
