@@ -43,13 +43,12 @@ SW = str(Path(PY).with_name("smallworld"))
 FT_ONE = """import sys, fasttext
 m = fasttext.load_model(sys.argv[1])
 line = sys.stdin.readline().rstrip("\\n")
-labels, probs = m.predict(line, k=2)
-print(dict(zip(labels, probs.tolist())))
+print(dict((lab, p) for p, lab in m.f.predict(line + "\\n", -1, 0.0, "strict")))  # (predict(str) fails on numpy 2)
 """
 FT_FILE = """import sys, fasttext
 m = fasttext.load_model(sys.argv[1])
 lines = open(sys.argv[2], encoding="utf-8").read().split("\\n")[:-1]
-labels, probs = m.predict(lines, k=1)
+labels, probs = m.predict(lines, k=1)  # the list form works on numpy 2 for k=1
 with open(sys.argv[3], "w") as f:
     f.write("\\n".join(f"{l[0]} {p[0]:.6f}" for l, p in zip(labels, probs)) + "\\n")
 """

@@ -29,20 +29,25 @@ typedef struct {
     int w64;
 } cfg_t;
 
-static inline __attribute__((always_inline)) double wt(const cfg_t *c, uint32_t i) {
-    return c->w64 ? ((const double *)c->w)[i] : (double)((const float *)c->w)[i];
+static unsigned char LOWER[256], SAME[256];
+
+static inline __attribute__((always_inline)) double wt(const cfg_t *c, uint32_t i, int w64) {
+    return w64 ? ((const double *)c->w)[i] : (double)((const float *)c->w)[i];
 }
 
 /* (sum of w over the item's feature occurrences, their count): kernels._sum, in the same order */
 static inline __attribute__((always_inline)) double sum_impl(const cfg_t *c, const unsigned char *s, long L, int nmin,
-                                                             int nmax, unsigned char *fr, long *kout) {
+                                                             int nmax, int w64, unsigned char *fr, long *kout) {
     uint32_t hs[17];
     long F, j = 0, k = 0, q;
     double total = 0.0;
     if (L > c->max_bytes) L = c->max_bytes;
     F = L + 2;
     fr[0] = 2;
-    for (q = 0; q < L; q++) fr[q + 1] = (c->lower && s[q] >= 65 && s[q] <= 90) ? s[q] + 32 : s[q];
+    {
+        const unsigned char *map = c->lower ? LOWER : SAME;
+        for (q = 0; q < L; q++) fr[q + 1] = map[s[q]];
+    }
     fr[L + 1] = 3;
     hs[0] = FNV_OFFSET;
     while (j < F && j < nmax - 1) { /* the first bytes end fewer than nmax n-grams */
@@ -51,7 +56,7 @@ static inline __attribute__((always_inline)) double sum_impl(const cfg_t *c, con
         for (n = (int)j + 1; n > 0; n--) {
             uint32_t h = (hs[n - 1] ^ b) * FNV_PRIME;
             hs[n] = h;
-            if (n >= nmin) { total += wt(c, h & c->mask); k++; }
+            if (n >= nmin) { total += wt(c, h & c->mask, w64); k++; }
         }
         j++;
     }
@@ -63,7 +68,7 @@ static inline __attribute__((always_inline)) double sum_impl(const cfg_t *c, con
         for (n = nmax; n > 0; n--) {
             uint32_t h = (hs[n - 1] ^ b) * FNV_PRIME;
             hs[n] = h;
-            if (n >= nmin) part += wt(c, h & c->mask);
+            if (n >= nmin) part += wt(c, h & c->mask, w64);
         }
         total += part;
     }
@@ -73,25 +78,31 @@ static inline __attribute__((always_inline)) double sum_impl(const cfg_t *c, con
         for (q = 1; q <= L; q++) {
             unsigned b = fr[q];
             if (is_word(b)) { h = (h ^ b) * FNV_PRIME; inword = 1; }
-            else if (inword) { total += wt(c, h & c->mask); k++; h = h0; inword = 0; }
+            else if (inword) { total += wt(c, h & c->mask, w64); k++; h = h0; inword = 0; }
         }
-        if (inword) { total += wt(c, h & c->mask); k++; }
+        if (inword) { total += wt(c, h & c->mask, w64); k++; }
     }
     *kout = k;
     return total;
 }
 
-/* the n-gram lengths as constants for the usual settings (the loops unrolled), else at run time */
-static double sum_any(const cfg_t *c, const unsigned char *s, long L, unsigned char *fr, long *k) {
-    switch (c->nmin * 32 + c->nmax) {
-    case 1 * 32 + 5: return sum_impl(c, s, L, 1, 5, fr, k);
-    case 3 * 32 + 5: return sum_impl(c, s, L, 3, 5, fr, k);
-    case 1 * 32 + 4: return sum_impl(c, s, L, 1, 4, fr, k);
-    case 2 * 32 + 5: return sum_impl(c, s, L, 2, 5, fr, k);
-    case 1 * 32 + 6: return sum_impl(c, s, L, 1, 6, fr, k);
-    case 3 * 32 + 6: return sum_impl(c, s, L, 3, 6, fr, k);
-    default: return sum_impl(c, s, L, c->nmin, c->nmax, fr, k);
+/* the n-gram lengths and the weights' type as constants for the usual settings (loops unrolled), else at run time */
+#define SUM_CASES(W64)                                                       \
+    switch (c->nmin * 32 + c->nmax) {                                        \
+    case 1 * 32 + 5: return sum_impl(c, s, L, 1, 5, W64, fr, k);             \
+    case 3 * 32 + 5: return sum_impl(c, s, L, 3, 5, W64, fr, k);             \
+    case 1 * 32 + 4: return sum_impl(c, s, L, 1, 4, W64, fr, k);             \
+    case 2 * 32 + 5: return sum_impl(c, s, L, 2, 5, W64, fr, k);             \
+    case 1 * 32 + 6: return sum_impl(c, s, L, 1, 6, W64, fr, k);             \
+    case 3 * 32 + 6: return sum_impl(c, s, L, 3, 6, W64, fr, k);             \
+    default: return sum_impl(c, s, L, c->nmin, c->nmax, W64, fr, k);         \
     }
+
+static double sum_any(const cfg_t *c, const unsigned char *s, long L, unsigned char *fr, long *k) {
+    if (c->w64) {
+        SUM_CASES(1)
+    }
+    SUM_CASES(0)
 }
 
 static double prob(double total, long k, double b0) {
@@ -192,9 +203,10 @@ static long put(unsigned char *out, long o, const void *src, Py_ssize_t n) {
 
 static long put_int(unsigned char *out, long o, long long v) {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", v);
-    memcpy(out + o, tmp, (size_t)n);
-    return o + n;
+    int n = 0;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v > 0);
+    while (n > 0) out[o++] = (unsigned char)tmp[--n];
+    return o;
 }
 
 static PyObject *jsonl_rows(PyObject *self, PyObject *args) {
@@ -307,4 +319,11 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cbulk", "smallworld's bulk scoring kernel (C).", -1, methods};
 
-PyMODINIT_FUNC PyInit__cbulk(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__cbulk(void) {
+    int i;
+    for (i = 0; i < 256; i++) {
+        SAME[i] = (unsigned char)i;
+        LOWER[i] = (unsigned char)((i >= 65 && i <= 90) ? i + 32 : i);
+    }
+    return PyModule_Create(&module);
+}
