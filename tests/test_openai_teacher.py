@@ -1,14 +1,13 @@
 """The OpenAI-compatible teacher against a real llama.cpp server (SmolLM2-135M) on loopback, and its
-retries against a small fault-injecting server."""
+retries against the fault-injecting server of tests/reliability/faults.py."""
 
-import http.server
 import json
-import threading
-import time
+import math
 
 import numpy as np
 import pytest
 
+from reliability.faults import FaultServer, answer_for  # the one fault-injecting server
 from smallworld.teacher import prompting
 from smallworld.errors import TeacherError
 from smallworld.tasks import load_task
@@ -56,92 +55,37 @@ def test_generation_with_schema_falls_back_to_json_object(llama_server, tmp_path
     assert isinstance(obj["items"], list)
 
 
-# -- a fault-injecting server ------------------------------------------------------------------------------
-class Faults(http.server.BaseHTTPRequestHandler):
-    script: list = []
-    hits = 0
-
-    def log_message(self, *a):
-        pass
-
-    def do_POST(self):
-        n = int(self.headers.get("content-length", 0))
-        self.rfile.read(n)
-        type(self).hits += 1
-        action = type(self).script.pop(0) if type(self).script else "ok"
-        if action == "429":
-            self.send_response(429)
-            self.send_header("Retry-After", "0")
-            self.end_headers()
-        elif action == "500":
-            self.send_response(500)
-            self.end_headers()
-        elif action == "slow":
-            time.sleep(1.5)
-            self._ok()
-        elif action == "garbage":
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.end_headers()
-            self.wfile.write(b"{not json")
-        elif action == "nologprobs":
-            self._send({"choices": [{"text": " yes"}]})
-        elif action == "drop":
-            self.connection.close()
-        else:
-            self._ok()
-
-    def _ok(self):
-        self._send({"choices": [{"text": " yes", "logprobs": {"top_logprobs": [{" yes": -0.1, " no": -2.4}]}}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 1}})
-
-    def _send(self, body):
-        b = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(b)))
-        self.end_headers()
-        self.wfile.write(b)
-
-
-@pytest.fixture
-def faulty():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Faults)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    Faults.hits = 0
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-
-
+# -- faults, from the one fault-injecting server (tests/reliability/faults.py) ---------------------------------
 def _teacher(url, tmp_path, **kw):
     return OpenAITeacher(url, cache=ResponseCache(tmp_path / "f.sqlite"), backoff=0.01, timeout=1.0,
                          concurrency=1, **kw)
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "slow", "garbage", "drop"])
-def test_retries_then_succeeds(faulty, tmp_path, fault):
-    Faults.script = [fault, fault]
-    t = _teacher(faulty, tmp_path, retries=3)
-    res = t.classify(["Malicious:"], ["yes", "no"])
-    assert res[0][0] == pytest.approx(np.exp(-0.1) / (np.exp(-0.1) + np.exp(-2.4)))
-    assert t.usage.retries == 2 and t.usage.calls == 1 and Faults.hits == 3
+@pytest.mark.parametrize("fault", ["429", "500", "slow", "malformed", "drop"])
+def test_retries_then_succeeds(tmp_path, fault):
+    with FaultServer(script=[fault, fault], slow_s=1.5) as srv:
+        t = _teacher(srv.url, tmp_path, retries=3)
+        res = t.classify(["Malicious:"], ["yes", "no"])
+        assert srv.hits == 3
+    assert res[0][0] == pytest.approx(math.exp(answer_for("Malicious:")[" yes"]))
+    assert t.usage.retries == 2 and t.usage.calls == 1
 
 
-def test_gives_up_with_a_clear_error(faulty, tmp_path):
-    Faults.script = ["500"] * 10
-    t = _teacher(faulty, tmp_path, retries=2)
-    with pytest.raises(TeacherError, match="HTTP 500 .* gave up after 2 retries"):
-        t.classify(["Malicious:"], ["yes", "no"])
+def test_gives_up_with_a_clear_error(tmp_path):
+    with FaultServer(mode="500") as srv:
+        t = _teacher(srv.url, tmp_path, retries=2)
+        with pytest.raises(TeacherError, match="HTTP 500 .* gave up after 2 retries"):
+            t.classify(["Malicious:"], ["yes", "no"])
     assert t.usage.failures == 1 and t.usage.calls == 0
 
 
-def test_without_logprobs_it_samples(faulty, tmp_path):
-    Faults.script = ["nologprobs"] * 6
-    t = _teacher(faulty, tmp_path, samples=5)
-    res = t.classify(["Malicious:"], ["yes", "no"])
+def test_without_logprobs_it_samples(tmp_path):
+    with FaultServer(mode="nologprobs") as srv:
+        t = _teacher(srv.url, tmp_path, samples=5)
+        res = t.classify(["Malicious:"], ["yes", "no"])
+        assert srv.hits == 6
     assert res[0][0] == pytest.approx((5 + 0.5) / (5 + 1.0))
-    assert t._logprobs_supported is False and Faults.hits == 6
+    assert t._logprobs_supported is False
 
 
 def test_prompt_ensemble_averages_its_members_and_reports_agreement(llama_server, tmp_path):

@@ -35,6 +35,7 @@ class OpenAITeacher(Teacher):
         self.endpoint = endpoint
         self.retries = retries
         self.backoff = backoff
+        self._sleep = time.sleep  # the wait between retries (a test records it instead of timing it)
         self.concurrency = max(1, int(concurrency))
         self.top_logprobs = top_logprobs
         self.samples = samples
@@ -87,7 +88,7 @@ class OpenAITeacher(Teacher):
             if retries >= max_retries:
                 raise TeacherError(f"{err}; gave up after {retries} retries")
             retries += 1
-            time.sleep(delay * (0.75 + 0.5 * random.random()))
+            self._sleep(delay * (0.75 + 0.5 * random.random()))
             delay = min(delay * 2, 30.0)
 
     @staticmethod

@@ -33,7 +33,7 @@ from smallworld.student.linear import LinearStudent
 from smallworld.tasks import BUILTIN, load_task, prompt
 
 ROOT = Path(__file__).resolve().parents[2]
-FUZZ = settings(max_examples=60, deadline=None, database=None,
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
