@@ -87,9 +87,9 @@ def label_rows(task: Task, rows: list[dict], teacher, seed: list[dict] | None = 
 
 def _combine(task, seed, rows, P, P_cal, cal_rows, y_cal, combine_rule, self_train):
     """The teacher with the seed-trained (and the self-trained) student: (probabilities, whether fitted)."""
-    from .pipeline import TrainConfig, seed_student, self_trained_student
+    from .pipeline import FitOptions, seed_student, self_trained_student
 
-    cfg = TrainConfig(task=task.to_dict(), labelled="", out="")
+    cfg = FitOptions()
     texts = [task.view(r) for r in rows]
     student, cv = seed_student(task, cfg, seed)
     cvs, students = [cv], [student.predict_proba(texts)]

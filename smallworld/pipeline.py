@@ -115,6 +115,19 @@ class TrainConfig:
 
 
 @dataclass
+class FitOptions:
+    """What fitting a student needs of a configuration (the attributes :class:`TrainConfig` also has): the
+    labelling core fits its students with these defaults, without a training configuration."""
+    alpha: float = 1.0
+    beta: float = 1.0
+    temperature: float = 1.0
+    confidence_weight: bool = False
+    l2: float = 1e-4
+    seed: int = 0
+    student: str = "linear"
+
+
+@dataclass
 class TrainResult:
     """What ``train`` made: the model directory, the loaded distilled student, and the manifest (inputs,
     configuration, teacher usage, metrics, thresholds, timings, artifacts)."""
