@@ -57,10 +57,9 @@ def _kind(path: str) -> str:
 def _open_binary(path: str):
     if path == "-":
         return sys.stdin.buffer
-    f = open(path, "rb")
     if path.lower().endswith(".gz"):
-        return gzip.GzipFile(fileobj=f)
-    return f
+        return gzip.open(path, "rb")  # closing it closes the file too
+    return open(path, "rb")
 
 
 class _RowError(DataError):

@@ -86,9 +86,7 @@ class TrainConfig:
     def __post_init__(self):
         """Every option checked here, once, for every door (CLI, run config, Python API, bench)."""
         for name, allowed in CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise SmallworldError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}; "
-                                      f"got {getattr(self, name)!r}")
+            D.check_choice(f"--{name.replace('_', '-')}", getattr(self, name), allowed)
         for name in ("budget", "calibration", "teacher_eval", "noisy_check", "concurrency", "retries"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < (1 if name == "concurrency" else 0):
                 raise SmallworldError(f"--{name.replace('_', '-')} must be a whole number"
