@@ -181,6 +181,67 @@ class Selection:
     seconds: float = 0.0
 
 
+def kmeans_labels(E: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """A cluster per row of ``E`` (scikit-learn's mini-batch k-means; ``k`` clusters at most)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    k = max(1, min(k, len(E)))
+    if k == 1:
+        return np.zeros(len(E), dtype=int)
+    km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096, max_iter=50)
+    return km.fit_predict(E)
+
+
+def proportional_quota(sizes: np.ndarray, budget: int) -> np.ndarray:
+    """Calls per cluster in proportion to its size (largest remainder), never more than its size."""
+    budget = int(min(budget, sizes.sum()))
+    q = np.floor(sizes * budget / max(sizes.sum(), 1)).astype(int)
+    for c in np.argsort(-(sizes * budget / max(sizes.sum(), 1) - q), kind="stable"):
+        if q.sum() >= budget:
+            break
+        if q[c] < sizes[c]:
+            q[c] += 1
+    return q
+
+
+def cluster_stratified(E: np.ndarray, budget: int, order: np.ndarray | None = None, seed: int = 0,
+                       k: int | None = None) -> list[int]:
+    """Stratified sampling over k-means clusters of the pool: each cluster gets calls in proportion to its size
+    and, within a cluster, rows are taken in ``order`` (the candidates' stable random order by default; the
+    student's margin for uncertainty within clusters). The sample follows the pool's own mix of kinds of item
+    (a random sample's expectation) without a random sample's gaps and pile-ups."""
+    n = len(E)
+    if n == 0 or budget <= 0:
+        return []
+    lab = kmeans_labels(E, k or max(2, min(CLUSTERS, budget // 4)), seed)
+    order = np.arange(n) if order is None else order
+    q = proportional_quota(np.bincount(lab, minlength=lab.max() + 1), budget)
+    taken = np.zeros_like(q)
+    picks = []
+    for j in order:
+        c = lab[j]
+        if taken[c] < q[c]:
+            taken[c] += 1
+            picks.append(int(j))
+    return picks
+
+
+CLUSTERS = 100       # k-means clusters at most for the cluster strategy (budget / 4 when smaller)
+RANDOM_SHARE = 0.5   # the mixed strategy's share of random picks
+DENSITY_SAMPLE = 2000  # rows the density of each candidate is measured against
+
+
+def density(E: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Information density (Settles & Craven, 2008): each row's mean cosine similarity to a random sample of
+    the pool, clipped at 0 (typical rows score high, outliers low)."""
+    rng = np.random.default_rng(seed)
+    S = E[rng.choice(len(E), size=min(DENSITY_SAMPLE, len(E)), replace=False)]
+    out = np.empty(len(E), dtype=np.float32)
+    for a in range(0, len(E), CHUNK):
+        out[a:a + CHUNK] = np.maximum(E[a:a + CHUNK] @ S.T, 0).mean(axis=1)
+    return out
+
+
 def select(strategy: str, rows: Sequence[dict], budget: int, student=None, feature_cfg: dict | None = None,
            known_texts: Sequence[str] = (), seed: int = 0, exclude: set[str] | None = None,
            normalise=lambda row: row["text"]) -> Selection:
@@ -193,7 +254,11 @@ def select(strategy: str, rows: Sequence[dict], budget: int, student=None, featu
     * dedup: near-duplicates (MinHash/LSH, Jaccard >= 0.7 on 5-gram shingles) collapse to one
       representative per cluster; the teacher is asked about representatives only, and each other member
       inherits its representative's probabilities (rule documented in the README);
-    * combined: dedup, then the 4 x budget most uncertain representatives, then k-center greedy to budget.
+    * combined: dedup, then the 4 x budget most uncertain representatives, then k-center greedy to budget;
+    * cluster: stratified random sampling over k-means clusters of the pool (calls in proportion to each
+      cluster's size);
+    * density: uncertainty weighted by information density, (1 - margin) x density;
+    * mixed: a random share (half), the rest the most uncertain of what is left.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}")
@@ -211,14 +276,26 @@ def select(strategy: str, rows: Sequence[dict], budget: int, student=None, featu
                 members.setdefault(cand[cl[j]], []).append(cand[j])
         cand = [cand[j] for j in reps]
         texts = [texts[j] for j in reps]
+    needs_student = strategy in ("uncertainty", "density", "mixed") or (strategy == "combined" and student is not None)
+    margin = margins(student, texts) if needs_student and student is not None else np.zeros(len(texts))
     if strategy in ("random", "dedup"):
         pick = list(range(min(budget, len(cand))))
     elif strategy == "uncertainty":
-        pick = list(np.argsort(margins(student, texts), kind="stable")[:budget])
+        pick = list(np.argsort(margin, kind="stable")[:budget])
+    elif strategy == "mixed":
+        n_random = int(round(RANDOM_SHARE * min(budget, len(cand))))
+        rest = np.arange(n_random, len(cand))
+        pick = list(range(n_random)) + [int(j) for j in rest[np.argsort(margin[rest], kind="stable")][:budget - n_random]]
+    elif strategy in ("cluster", "density"):
+        E = embed(texts, feature_cfg or {}, seed=seed)
+        if strategy == "cluster":
+            pick = cluster_stratified(E, budget, seed=seed)
+        else:
+            pick = list(np.argsort(-(1 - margin) * density(E, seed), kind="stable")[:budget])
     else:
         pool = np.arange(len(cand))
         if strategy == "combined" and student is not None:
-            pool = np.argsort(margins(student, texts), kind="stable")[: 4 * budget]
+            pool = np.argsort(margin, kind="stable")[: 4 * budget]
         E = embed([texts[j] for j in pool], feature_cfg or {}, seed=seed)
         K = embed(list(known_texts), feature_cfg or {}, seed=seed) if len(known_texts) else None
         pick = [int(pool[j]) for j in k_center_greedy(E, budget, K)]

@@ -68,6 +68,50 @@ def test_combined_on_real_telemetry_is_fast_and_within_budget(data_dir):
     assert len(set(folded)) == 200
 
 
+def test_proportional_quota_follows_cluster_sizes_and_spends_the_budget():
+    q = selection.proportional_quota(np.array([60, 30, 9, 1]), 10)
+    assert q.tolist() == [6, 3, 1, 0] and q.sum() == 10
+    q = selection.proportional_quota(np.array([2, 50]), 20)  # never more than a cluster holds
+    assert q.sum() == 20 and q[0] <= 2
+
+
+def test_cluster_strategy_keeps_the_pools_mix_of_kinds():
+    """Stratified over k-means clusters: a kind of item that is 80% of the pool gets about 80% of the calls,
+    and a small kind (5%) is never left out, as a random sample of 20 can leave it."""
+    kinds = [[f"https://cdn{i}.static-assets.example/js/app.{i}.min.js?v={i * 7}" for i in range(400)],
+             [f"powershell -nop -w hidden -enc SQBFAFgAKABOAGUAdwAtAE8AYgBqAGUAYwB0{i}" for i in range(75)],
+             [f"Subject: meeting notes {i} attached, see you on thursday" for i in range(25)]]
+    rows = _rows([t for k in kinds for t in k])
+    kind = lambda i: 0 if i < 400 else 1 if i < 475 else 2
+    sel = selection.select("cluster", rows, budget=20, feature_cfg={"dim_bits": 16})
+    counts = np.bincount([kind(i) for i in sel.ask], minlength=3)
+    assert len(sel.ask) == 20 and len(set(sel.ask)) == 20
+    assert 14 <= counts[0] <= 18 and counts[1] >= 2 and counts[2] >= 1
+
+
+def test_mixed_strategy_is_half_random_half_uncertain(data_dir):
+    rows = [json.loads(x) for x in gzip.open(data_dir / "urls" / "telemetry.jsonl.gz", "rt")][:1500]
+    seed = [json.loads(x) for x in gzip.open(data_dir / "urls" / "train.jsonl.gz", "rt")][:300]
+    m = LinearStudent(("phishing", "benign")).fit(
+        [r["text"] for r in seed], np.array([[r["label"] == "phishing", r["label"] == "benign"] for r in seed], float))
+    rnd = selection.select("random", rows, budget=100).ask
+    unc = selection.select("uncertainty", rows, budget=100, student=m, feature_cfg={}).ask
+    mix = selection.select("mixed", rows, budget=100, student=m, feature_cfg={}).ask
+    assert len(mix) == 100 and len(set(mix)) == 100
+    assert mix[:50] == rnd[:50]  # the random share: the random strategy's own first picks
+    marg = selection.margins(m, [rows[i]["text"] for i in mix[50:]])
+    assert np.median(marg) < np.median(selection.margins(m, [rows[i]["text"] for i in rnd[50:]]))
+    assert len(set(unc) & set(mix[50:])) >= 25
+
+
+def test_density_prefers_typical_rows_over_outliers_at_equal_uncertainty():
+    texts = [f"https://login.example-bank.test/signin?session={i}&lang=en" for i in range(60)]
+    texts += ["zq9 xk2 vv8 !!##", "0x41414141 %n%n%n"]
+    E = selection.embed(texts, {"dim_bits": 16})
+    d = selection.density(E)
+    assert d[:60].min() > d[60:].max()
+
+
 @pytest.mark.parametrize("strategy", selection.STRATEGIES)
 def test_every_strategy_runs_with_an_empty_pool(strategy):
     m = LinearStudent(("a", "b"), {"dim_bits": 10}).fit(["x", "y"], np.eye(2))

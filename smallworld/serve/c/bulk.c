@@ -29,26 +29,33 @@ typedef struct {
     int w64;
 } cfg_t;
 
-static unsigned char LOWER[256], SAME[256];
+static unsigned char LOWER[256], SAME[256], WORD[256];
 
 static inline __attribute__((always_inline)) double wt(const cfg_t *c, uint32_t i, int w64) {
     return w64 ? ((const double *)c->w)[i] : (double)((const float *)c->w)[i];
 }
 
-/* (sum of w over the item's feature occurrences, their count): kernels._sum, in the same order */
-static inline __attribute__((always_inline)) double sum_impl(const cfg_t *c, const unsigned char *s, long L, int nmin,
-                                                             int nmax, int w64, unsigned char *fr, long *kout) {
-    uint32_t hs[17];
-    long F, j = 0, k = 0, q;
-    double total = 0.0;
-    if (L > c->max_bytes) L = c->max_bytes;
-    F = L + 2;
-    fr[0] = 2;
-    {
-        const unsigned char *map = c->lower ? LOWER : SAME;
-        for (q = 0; q < L; q++) fr[q + 1] = map[s[q]];
+/* (sum of w over the item's feature occurrences, their count): kernels._sum, in the same order: the n-grams
+ * position by position (longest first), then the tokens in the order they end. fr holds the item as the hash
+ * sees it: 2, the (lowered, cut to max_bytes) bytes, 3. The token hashes are made in the n-gram loop itself
+ * (branch-free: a token's hash is stored when the byte after it is not a word byte) and their weights summed
+ * after the n-grams, so the sum is the reference's, bit for bit, in one pass over the bytes. */
+#define TOKEN_STEP(b)                                                         \
+    if (tok) {                                                               \
+        uint32_t wd_ = WORD[b];                                              \
+        toks[nt] = th;                                                       \
+        nt += inword & (wd_ ^ 1u);                                           \
+        th = (((th ^ (b)) * FNV_PRIME) & (0u - wd_)) | (th0 & (wd_ - 1u));  \
+        inword = wd_;                                                        \
     }
-    fr[L + 1] = 3;
+
+static inline __attribute__((always_inline)) double sum_impl(const cfg_t *c, const unsigned char *fr, long L, int nmin,
+                                                             int nmax, int w64, int tok, uint32_t *toks, long *kout) {
+    uint32_t hs[17];
+    const uint32_t th0 = (FNV_OFFSET ^ 1u) * FNV_PRIME;
+    uint32_t th = th0, inword = 0;
+    long F = L + 2, j = 0, k = 0, nt = 0, t;
+    double total = 0.0;
     hs[0] = FNV_OFFSET;
     while (j < F && j < nmax - 1) { /* the first bytes end fewer than nmax n-grams */
         uint32_t b = fr[j];
@@ -58,6 +65,7 @@ static inline __attribute__((always_inline)) double sum_impl(const cfg_t *c, con
             hs[n] = h;
             if (n >= nmin) { total += wt(c, h & c->mask, w64); k++; }
         }
+        TOKEN_STEP(b)
         j++;
     }
     if (j < F) k += (F - j) * (nmax - nmin + 1);
@@ -71,38 +79,32 @@ static inline __attribute__((always_inline)) double sum_impl(const cfg_t *c, con
             if (n >= nmin) part += wt(c, h & c->mask, w64);
         }
         total += part;
+        TOKEN_STEP(b)
     }
-    if (c->tokens) {
-        uint32_t h0 = (FNV_OFFSET ^ 1u) * FNV_PRIME, h = h0;
-        int inword = 0;
-        for (q = 1; q <= L; q++) {
-            unsigned b = fr[q];
-            if (is_word(b)) { h = (h ^ b) * FNV_PRIME; inword = 1; }
-            else if (inword) { total += wt(c, h & c->mask, w64); k++; h = h0; inword = 0; }
-        }
-        if (inword) { total += wt(c, h & c->mask, w64); k++; }
-    }
-    *kout = k;
+    for (t = 0; t < nt; t++) total += wt(c, toks[t] & c->mask, w64);
+    *kout = k + nt;
     return total;
 }
 
-/* the n-gram lengths and the weights' type as constants for the usual settings (loops unrolled), else at run time */
-#define SUM_CASES(W64)                                                       \
-    switch (c->nmin * 32 + c->nmax) {                                        \
-    case 1 * 32 + 5: return sum_impl(c, s, L, 1, 5, W64, fr, k);             \
-    case 3 * 32 + 5: return sum_impl(c, s, L, 3, 5, W64, fr, k);             \
-    case 1 * 32 + 4: return sum_impl(c, s, L, 1, 4, W64, fr, k);             \
-    case 2 * 32 + 5: return sum_impl(c, s, L, 2, 5, W64, fr, k);             \
-    case 1 * 32 + 6: return sum_impl(c, s, L, 1, 6, W64, fr, k);             \
-    case 3 * 32 + 6: return sum_impl(c, s, L, 3, 6, W64, fr, k);             \
-    default: return sum_impl(c, s, L, c->nmin, c->nmax, W64, fr, k);         \
+/* the n-gram lengths, tokens and the weights' type as constants for the usual settings (loops unrolled) */
+#define SUM_CASES(W64, TOK)                                                                  \
+    switch (c->nmin * 32 + c->nmax) {                                                        \
+    case 1 * 32 + 5: return sum_impl(c, fr, L, 1, 5, W64, TOK, toks, k);                     \
+    case 3 * 32 + 5: return sum_impl(c, fr, L, 3, 5, W64, TOK, toks, k);                     \
+    case 1 * 32 + 4: return sum_impl(c, fr, L, 1, 4, W64, TOK, toks, k);                     \
+    case 2 * 32 + 5: return sum_impl(c, fr, L, 2, 5, W64, TOK, toks, k);                     \
+    case 1 * 32 + 6: return sum_impl(c, fr, L, 1, 6, W64, TOK, toks, k);                     \
+    case 3 * 32 + 6: return sum_impl(c, fr, L, 3, 6, W64, TOK, toks, k);                     \
+    default: return sum_impl(c, fr, L, c->nmin, c->nmax, W64, TOK, toks, k);                 \
     }
 
-static double sum_any(const cfg_t *c, const unsigned char *s, long L, unsigned char *fr, long *k) {
+static double sum_any(const cfg_t *c, const unsigned char *fr, long L, uint32_t *toks, long *k) {
     if (c->w64) {
-        SUM_CASES(1)
+        if (c->tokens) { SUM_CASES(1, 1) }
+        SUM_CASES(1, 0)
     }
-    SUM_CASES(0)
+    if (c->tokens) { SUM_CASES(0, 1) }
+    SUM_CASES(0, 0)
 }
 
 static double prob(double total, long k, double b0) {
@@ -252,10 +254,14 @@ static PyObject *jsonl_rows(PyObject *self, PyObject *args) {
     } else {
         const unsigned char *b = buf.buf;
         unsigned char *o_ = out.buf, *fr = PyMem_Malloc((size_t)max_bytes + 2);
+        uint32_t *toks = PyMem_Malloc(sizeof(uint32_t) * ((size_t)max_bytes / 2 + 2));
+        const unsigned char *map = lower ? LOWER : SAME;
         long o = 0, rows = 0, start = 0, bad = 0;
         c.nmin = nmin; c.nmax = nmax; c.tokens = tokens; c.lower = lower; c.max_bytes = max_bytes;
         c.mask = (uint32_t)mask; c.w = w.buf; c.w64 = w64;
-        if (!fr) {
+        if (!fr || !toks) {
+            PyMem_Free(fr);
+            PyMem_Free(toks);
             PyErr_NoMemory();
             goto done;
         }
@@ -264,13 +270,21 @@ static PyObject *jsonl_rows(PyObject *self, PyObject *args) {
             long end = (long)E[i], e, j;
             unsigned hi = 0, lo = 255;
             if (end - start + (end < (long)buf.len ? 1 : 0) > max_line) { bad = 1; break; }
-            for (j = start; j < end; j++) { hi |= b[j]; if (b[j] < lo) lo = b[j]; }
+            {   /* one pass: the bytes checked (NUL, non-ASCII) and copied, lowered, for the hash */
+                long cut = start + (end - start < max_bytes ? end - start : max_bytes);
+                for (j = start; j < cut; j++) { unsigned v = b[j]; hi |= v; lo = v < lo ? v : lo; fr[j - start + 1] = map[v]; }
+                for (; j < end; j++) { hi |= b[j]; if (b[j] < lo) lo = b[j]; }
+            }
             if (end > start && (lo == 0 || (hi >= 128 && !utf8(b, start, end)))) { bad = 1; break; }
             e = end;
             while (e > start && b[e - 1] == 13) e--;
             if (!blank(b, start, e)) {
-                long k = 0;
-                double total = sum_any(&c, b + start, e - start, fr, &k), p = prob(total, k, b0);
+                long k = 0, L = e - start < max_bytes ? e - start : max_bytes;
+                double total, p;
+                fr[0] = 2;
+                fr[L + 1] = 3;
+                total = sum_any(&c, fr, L, toks, &k);
+                p = prob(total, k, b0);
                 o = put(o_, o, "{\"id\": \"", 8);
                 o = put_int(o_, o, first + i);
                 o = put(o_, o, "\", \"score\": ", 12);
@@ -282,6 +296,7 @@ static PyObject *jsonl_rows(PyObject *self, PyObject *args) {
         }
         Py_END_ALLOW_THREADS
         PyMem_Free(fr);
+        PyMem_Free(toks);
         res = bad ? Py_BuildValue("(ll)", -1L, 0L) : Py_BuildValue("(ll)", o, rows);
     }
 done:
@@ -324,6 +339,7 @@ PyMODINIT_FUNC PyInit__cbulk(void) {
     for (i = 0; i < 256; i++) {
         SAME[i] = (unsigned char)i;
         LOWER[i] = (unsigned char)((i >= 65 && i <= 90) ? i + 32 : i);
+        WORD[i] = (unsigned char)is_word((unsigned)i);
     }
     return PyModule_Create(&module);
 }
