@@ -79,7 +79,7 @@ def run_one(task_name: str, sets: dict, strategy: str, budget: int, sel_seed: in
             out[f"{who}:{name}"] = round(E.binary_metrics(y, p)["roc_auc"], 4)
     if sets["held_back"]:
         rows = sets["held_back"]
-        teacher_p = held_back_answers(tr, rows)
+        teacher_p = teacher_answers(tr, rows)
         ok = ~np.isnan(teacher_p)
         y = teacher_p[ok] >= 0.5
         for who, model in (("distilled", tr.distilled), ("seed_only", tr.seed_only)):
@@ -88,23 +88,40 @@ def run_one(task_name: str, sets: dict, strategy: str, budget: int, sel_seed: in
     return out
 
 
-_HELD: dict = {}
+_ASKED: dict = {}
 
 
-def held_back_answers(tr: Trainer, rows: list[dict]) -> np.ndarray:
-    """The teacher's calibrated P(positive) on the held-back rows (asked once, through the cache)."""
-    if "p" not in _HELD:
+def teacher_answers(tr: Trainer, rows: list[dict], name: str = "held-back telemetry") -> np.ndarray:
+    """The teacher's calibrated P(positive) on ``rows`` (asked once per set, through the cache)."""
+    if name not in _ASKED:
         from smallworld.teacher import make_teacher, prompting
 
         cfg, task = tr.cfg, tr.task
         teacher = make_teacher(cfg.teacher, cache_path=cfg.cache)
         demos = prompting.Demonstrations(task, tr.seed_rows, k=cfg.shots, mode=cfg.prompt, rubric=cfg.rubric)
         try:
-            P = prompting.ask_rows(teacher, task, demos, rows, "teacher: held-back telemetry", True)
+            P = prompting.ask_rows(teacher, task, demos, rows, f"teacher: {name}", True)
         finally:
             teacher.close()
-        _HELD["p"] = tr.cal.transform(P)[:, task.pos_index]
-    return _HELD["p"]
+        _ASKED[name] = tr.cal.transform(P)[:, task.pos_index]
+    return _ASKED[name]
+
+
+def teacher_reference(task_name: str, sets: dict, cache: str | None, work: Path, prompt: str | None) -> dict:
+    """The (calibrated) teacher itself on each hand-written set: what the students are distilled from."""
+    cfg = TrainConfig(task=task_name, labelled=sets["seed"], unlabelled=[sets["pool"]], prompt=prompt, budget=0,
+                      teacher_eval=0, progress=False, cache=cache, out=str(work / "teacher-ref"))
+    tr = Trainer(cfg)
+    tr.load()
+    tr.fit_seed()
+    tr.teach()
+    out = {}
+    for name, rows in sets["handwritten"].items():
+        p = teacher_answers(tr, rows, name)
+        ok = ~np.isnan(p)
+        y = np.array([r["label"] == tr.task.positive for r in rows])[ok]
+        out[f"teacher:{name}"] = round(E.binary_metrics(y, p[ok])["roc_auc"], 4)
+    return out
 
 
 def summarise(results: list[dict], keys: list[str]) -> list[dict]:
@@ -191,9 +208,12 @@ def main() -> None:
                 Path(a.out).write_text(json.dumps({"task": a.task, "runs": results}, indent=1))
         keys = sorted({k for r in results for k in r if ":" in k}, key=lambda k: (not k.startswith("distilled"), k))
         table = summarise(results, keys)
+        ref = teacher_reference(a.task, sets, a.cache, work, a.prompt)
         print(markdown(table, keys))
+        print("\nthe teacher itself: " + ", ".join(f"{k} {v:.4f}" for k, v in ref.items()))
         if a.out:
-            Path(a.out).write_text(json.dumps({"task": a.task, "runs": results, "summary": table}, indent=1))
+            Path(a.out).write_text(json.dumps({"task": a.task, "runs": results, "summary": table, "teacher": ref},
+                                              indent=1))
         if a.plot:
             key = next(k for k in keys if k.startswith("distilled:"))
             plot(table, key, a.plot, f"{a.task}: selection on telemetry")

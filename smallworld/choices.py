@@ -9,6 +9,7 @@ MODES = ("best_guess", "high_confidence")       # decision thresholds a model fo
 DTYPES = ("float32", "float16", "int8")         # stored weights
 ENDPOINTS = ("completions", "chat")             # OpenAI-compatible teacher API
 STRATEGIES = ("random", "uncertainty", "diversity", "dedup", "combined", "cluster", "density", "mixed")  # what to ask the teacher
+DEFAULT_STRATEGY = "random"  # measured on telemetry: bench/selection_curves.py, docs/benchmarks.md
 COMBINE_RULES = ("equal", "learned")            # teacher with students
 TARGETS = ("raw", "calibrated", "combined")     # what the distilled student learns on teacher rows
 NOISY = ("keep", "drop", "relabel", "downweight")  # seed rows a confident teacher contradicts

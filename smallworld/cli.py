@@ -69,7 +69,7 @@ def train(
     timeout: float = TimeoutOpt, retries: int = RetriesOpt, api_key_env: str = KeyEnvOpt,
     price_prompt: float = PricePOpt, price_completion: float = PriceCOpt,
     budget: int = typer.Option(300, "--budget", help="teacher calls on unlabelled rows"),
-    strategy: str = _choice("random", C.STRATEGIES, "--strategy", "what to ask the teacher"),
+    strategy: str = _choice(C.DEFAULT_STRATEGY, C.STRATEGIES, "--strategy", "what to ask the teacher"),
     rounds: int = typer.Option(1, "--rounds", help="alternate train -> select -> ask this many times, splitting the budget"),
     round_sizes: Optional[str] = typer.Option(None, "--round-sizes", help="calls per round, e.g. 250,250,500 (overrides --budget/--rounds)"),
     calibration: int = typer.Option(100, "--calibration", help="teacher calls on seed rows for calibration"),

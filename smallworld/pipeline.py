@@ -73,7 +73,7 @@ class TrainConfig:
     noisy_threshold: float = 0.9
     noisy_check: int = 0         # extra seed rows the teacher checks for label noise (beyond calibration rows)
     noisy_needs_student: bool = True  # flag a label only if the cross-validated student also contradicts it
-    strategy: str = "random"     # random | uncertainty | diversity | dedup | combined
+    strategy: str = C.DEFAULT_STRATEGY  # one of choices.STRATEGIES
     rounds: int = 1
     round_sizes: list[int] = field(default_factory=list)  # explicit calls per round (overrides budget/rounds)
     inherit_weight: float = 0.5  # weight of a near-duplicate that inherits its representative's answer

@@ -23,6 +23,7 @@ import tomllib
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from .choices import STRATEGIES
 from .errors import SmallworldError
 from .pipeline import TrainConfig, input_digest, sha256_file
 from .tasks import BUILTIN, load_task
@@ -308,7 +309,7 @@ _NOTES = {
     "seed_size": "sample this many labelled rows as the seed (all when absent)",
     "on_error": "malformed rows: raise or skip", "url": "'embedded', an OpenAI-compatible base URL, or 'none'",
     "model": "model name on the server", "endpoint": "completions or chat", "cache": "teacher cache (SQLite) path",
-    "budget": "teacher calls on unlabelled rows", "strategy": "random, uncertainty, diversity, dedup or combined",
+    "budget": "teacher calls on unlabelled rows", "strategy": "what to ask the teacher: " + ", ".join(STRATEGIES),
     "rounds": "train -> select -> ask this many times, splitting the budget",
     "calibration": "teacher calls on seed rows (calibration and the noisy-label check)",
     "teacher_eval": "teacher calls on evaluation rows", "prompt": "demonstrations: hybrid, similar, fixed or zero, or an ensemble such as zero+fixed (absent: the task's default)",

@@ -140,5 +140,31 @@ def test_email_view_keeps_subject_start_and_links_of_long_mail():
     text = f"Subject: Final notice\n{body} visit http://pay-now.example-billing.top/x today"
     v = email_view(text)
     assert v.startswith("subject : final notice") and "pay-now.example-billing.top" in v and len(v) < 6000
-    task = load_task("emails")
-    assert task.normalise(text) == v
+    task = load_task("emails")  # its view: this one with intent tokens, found in the whole message ("today")
+    assert task.normalise(text) == email_view(text, intent=True) == v + " __urgency__"
+
+
+def test_intent_tokens_name_what_a_message_asks_for_and_brand_link_mismatches():
+    from smallworld.tasks import load_task
+    from smallworld.tasks.mail import email_intent_view
+
+    def tokens(text):
+        return {t for t in email_intent_view(text).split() if t.startswith("__")}
+
+    lure = ("Subject: Your PayPal account is limited\n\nWe noticed unusual activity. Log in within 24 hours to "
+            "confirm your identity or your account will be suspended: https://paypal.com.account-review.top/signin")
+    t = tokens(lure)
+    assert {"__ask_credentials__", "__urgency__", "__threat__", "__brand_not_in_links__",
+            "__brand_in_lookalike_domain__"} <= t
+    real = ("Subject: Your PayPal receipt\n\nYou sent $24.00 to Blue Bottle Coffee. View the details at "
+            "https://www.paypal.com/myaccount/transactions")
+    t = tokens(real)
+    assert "__brand_not_in_links__" not in t and "__brand_in_lookalike_domain__" not in t and "__threat__" not in t
+    fraud = "Subject: updated bank details\n\nPlease send the overdue invoice payment by wire transfer to our new IBAN."
+    assert "__ask_payment__" in tokens(fraud) and "__ask_credentials__" not in tokens(fraud)
+    assert "__ask_gift_card__" in tokens("Subject: quick favour\n\ncan you buy 5 google play cards for me asap")
+    assert "__ask_code__" in tokens("Subject: hi\n\nplease read me the 6-digit verification code you just got")
+    assert "__risky_attachment__" in tokens("Subject: remittance\n\nsee attached Remittance_0932.html for details")
+    assert "__free_host_link__" in tokens("Subject: doc\n\nopen https://shared-doc-7731.pages.dev/view")
+    # the emails task hashes these tokens: its view is this one
+    assert load_task("emails").view(lure) == email_intent_view(lure)

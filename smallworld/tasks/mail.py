@@ -118,8 +118,9 @@ def message_row(raw: bytes, rid: str) -> dict:
     return {"id": rid, "text": f"Subject: {f['subject']}\n{body}", "meta": meta}
 
 
-def email_view(text: str) -> str:
-    """The corpora's tokenised form, cut to subject + start + links, with link feature tokens."""
+def email_view(text: str, intent: bool = False) -> str:
+    """The corpora's tokenised form, cut to subject + start + links, with link feature tokens (and, with
+    ``intent``, the intent tokens of :func:`intent_tokens`)."""
     toks = _TOKEN.findall(text.lower())
     norm = " ".join(toks)
     links = [m.group(1).replace(" ", "") for m in _TOK_URL.finditer(norm)]
@@ -131,6 +132,69 @@ def email_view(text: str) -> str:
         feats.append("__ip_link__")
     if len(doms) >= 3:
         feats.append("__many_link_domains__")
+    if intent:
+        feats += intent_tokens(norm, doms)
     if len(toks) > VIEW_TOKENS + 50:
         norm = " ".join(toks[:VIEW_TOKENS]) + " … " + " ".join(doms[:10])
     return norm + " " + " ".join(feats)
+
+
+def email_intent_view(text: str) -> str:
+    """The ``email_intent`` normaliser: :func:`email_view` with intent tokens."""
+    return email_view(text, intent=True)
+
+
+# What a message asks the reader to do, how it presses, and whether the brands it names match where its links
+# go: cues that stay when the writer (a person, another LLM), the era and the wording change. Patterns run on
+# the tokenised lowercase form ("log in", "e - mail", "24 hours"); a few words in German, French and Spanish.
+_W = lambda *alts: re.compile(r"(?<!\w)(?:" + "|".join(alts) + r")(?!\w)")
+INTENTS = {
+    "__ask_credentials__": _W(r"passwords?", "passwort", r"contrase\w+", "mot de passe", r"log ?in", r"sign ?in",
+                              r"verify (?:your )?(?:account|identity|email|e - mail|details)", "credentials",
+                              r"confirm (?:your )?(?:account|identity|details|email)", "reactivate", "unlock",
+                              "anmelden", "connexion", r"iniciar sesi\w+"),
+    "__ask_payment__": _W("invoice", "payment", r"wire(?: transfer)?", "iban", "swift", r"bank (?:details|account)",
+                          "remittance", "overdue", "past due", "outstanding", "rechnung", "facture", "factura",
+                          "zahlung", "paiement", "pago", "transfer"),
+    "__ask_gift_card__": _W(r"gift ?cards?", "itunes", r"google play(?: card)?", r"steam (?:card|wallet)"),
+    "__ask_code__": _W(r"verification code", r"one - time (?:code|password|passcode)", "otp", "2fa", "mfa",
+                       "authenticator", r"security code", r"(?:6|six) - digit"),
+    "__ask_open_document__": _W(r"shared (?:a |an )?(?:file|document|folder)", r"shared with you",
+                                r"view (?:the )?(?:document|file|message)", "docusign", "sharepoint", "onedrive",
+                                "dropbox", "wetransfer", r"secure (?:message|document)", r"voice ?mail"),
+    "__urgency__": _W("urgent", "urgently", "immediately", r"within \d+ (?:hours|hrs|days)", "asap", "today",
+                      "final notice", "last (?:warning|reminder)", r"expir\w*", "dringend", "sofort", "urgente",
+                      r"inmediat\w+", r"imm[eé]diatement"),
+    "__threat__": _W(r"suspend\w*", r"lock(?:ed)?", r"terminat\w+", r"deactivat\w+", r"delet\w+",
+                     r"(?:closed|closure)", "legal action", r"penalt\w+", r"gesperrt", r"suspendu\w*"),
+    "__risky_attachment__": _W(r"\. (?:html?|shtml|zip|rar|7z|iso|img|exe|scr|js|vbs|hta|lnk|one|xlsm|docm)"),
+}
+BRANDS = ("microsoft", "office", "outlook", "paypal", "apple", "icloud", "amazon", "netflix", "dhl", "fedex", "ups",
+          "usps", "docusign", "dropbox", "google", "linkedin", "facebook", "instagram", "chase", "wellsfargo",
+          "hmrc", "irs", "coinbase", "binance", "metamask", "adobe", "zoom", "spotify", "ebay", "steam")
+FREE_HOSTS = ("pages.dev", "workers.dev", "r2.dev", "weebly", "glitch.me", "firebaseapp", "web.app", "netlify",
+              "vercel.app", "blogspot", "ipfs", "000webhost", "duckdns", "ngrok", "webflow.io", "wixsite",
+              "godaddysites", "azurewebsites", "appspot")
+
+
+def _registrable(host: str) -> str:
+    parts = host.split(".")
+    return ".".join(parts[-3:] if len(parts) > 2 and len(parts[-1]) == 2 and len(parts[-2]) <= 3 else parts[-2:])
+
+
+def intent_tokens(norm: str, doms: list[str]) -> list[str]:
+    """Tokens for the cues :data:`INTENTS` finds in the tokenised text ``norm``, and for the brands it names
+    against its link domains ``doms``: ``__brand_not_in_links__`` (a brand named, links present, none on a
+    domain that carries its name), ``__brand_in_lookalike_domain__`` (a brand inside a link's host but not its
+    registrable domain: ``paypal.com.secure-login.top``, ``microsoft-verify.net``), ``__free_host_link__``."""
+    out = [name for name, rx in INTENTS.items() if rx.search(norm)]
+    words = set(_TOKEN.findall(norm))
+    named = [b for b in BRANDS if b in words]
+    regs = [_registrable(d) for d in doms]
+    if named and doms and not any(b in r for b in named for r in regs):
+        out.append("__brand_not_in_links__")
+    if any(b in d and not _registrable(d).startswith(b + ".") for d in doms for b in BRANDS):
+        out.append("__brand_in_lookalike_domain__")
+    if any(f in d for d in doms for f in FREE_HOSTS):
+        out.append("__free_host_link__")
+    return out
