@@ -48,6 +48,12 @@ def _norm_email_intent(text: str) -> str:
     return email_intent_view(text)
 
 
+def _norm_url(text: str) -> str:
+    from .url import url_view
+
+    return url_view(text)
+
+
 def _norm_html(text: str) -> str:
     from .page import page_view
 
@@ -67,7 +73,7 @@ def _clean_cmdline(text: str) -> str:
 
 
 NORMALISERS = {"none": _norm_none, "lower": _norm_lower, "email": _norm_email, "email_view": _norm_email_view,
-               "email_intent": _norm_email_intent, "html": _norm_html, "cmdline": _norm_cmdline}
+               "email_intent": _norm_email_intent, "url_signals": _norm_url, "html": _norm_html, "cmdline": _norm_cmdline}
 # What the teacher is shown, where it differs from the student's view (the student's extra feature words are
 # for hashing, not for reading).
 PROMPT_VIEWS = {"cmdline": _clean_cmdline}

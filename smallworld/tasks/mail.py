@@ -20,7 +20,7 @@ from email import policy
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
-from .page import parse_html
+from .page import BRANDS, free_hosted, parse_html, registered
 
 _URL = re.compile(r"https?://[^\s<>\"')\]]+", re.I)
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -169,17 +169,7 @@ INTENTS = {
                      r"(?:closed|closure)", "legal action", r"penalt\w+", r"gesperrt", r"suspendu\w*"),
     "__risky_attachment__": _W(r"\. (?:html?|shtml|zip|rar|7z|iso|img|exe|scr|js|vbs|hta|lnk|one|xlsm|docm)"),
 }
-BRANDS = ("microsoft", "office", "outlook", "paypal", "apple", "icloud", "amazon", "netflix", "dhl", "fedex", "ups",
-          "usps", "docusign", "dropbox", "google", "linkedin", "facebook", "instagram", "chase", "wellsfargo",
-          "hmrc", "irs", "coinbase", "binance", "metamask", "adobe", "zoom", "spotify", "ebay", "steam")
-FREE_HOSTS = ("pages.dev", "workers.dev", "r2.dev", "weebly", "glitch.me", "firebaseapp", "web.app", "netlify",
-              "vercel.app", "blogspot", "ipfs", "000webhost", "duckdns", "ngrok", "webflow.io", "wixsite",
-              "godaddysites", "azurewebsites", "appspot")
-
-
-def _registrable(host: str) -> str:
-    parts = host.split(".")
-    return ".".join(parts[-3:] if len(parts) > 2 and len(parts[-1]) == 2 and len(parts[-2]) <= 3 else parts[-2:])
+MAIL_BRANDS = tuple(b for b in BRANDS if len(b) > 3)  # two- and three-letter names (au, ups, att) are words too
 
 
 def intent_tokens(norm: str, doms: list[str]) -> list[str]:
@@ -189,12 +179,12 @@ def intent_tokens(norm: str, doms: list[str]) -> list[str]:
     registrable domain: ``paypal.com.secure-login.top``, ``microsoft-verify.net``), ``__free_host_link__``."""
     out = [name for name, rx in INTENTS.items() if rx.search(norm)]
     words = set(_TOKEN.findall(norm))
-    named = [b for b in BRANDS if b in words]
-    regs = [_registrable(d) for d in doms]
+    named = [b for b in MAIL_BRANDS if b in words]
+    regs = [registered(d) for d in doms]
     if named and doms and not any(b in r for b in named for r in regs):
         out.append("__brand_not_in_links__")
-    if any(b in d and not _registrable(d).startswith(b + ".") for d in doms for b in BRANDS):
+    if any(b in d and not registered(d).startswith(b + ".") for d in doms for b in MAIL_BRANDS):
         out.append("__brand_in_lookalike_domain__")
-    if any(f in d for d in doms for f in FREE_HOSTS):
+    if any(free_hosted(d) for d in doms):
         out.append("__free_host_link__")
     return out

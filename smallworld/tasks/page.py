@@ -42,7 +42,8 @@ def registered(host: str) -> str:
     return ".".join(parts[-2:])
 
 
-def _free(host: str) -> bool:
+def free_hosted(host: str) -> bool:
+    """Whether a host is on a free hosting or serverless platform (:data:`FREE_HOSTING`)."""
     return any(host == d or host.endswith("." + d) for d in FREE_HOSTING)
 
 
@@ -139,7 +140,7 @@ def feature_tokens(f: dict) -> list[str]:
         toks.append("__form_posts_elsewhere__")
     if any(x["php"] for x in f["forms"]):
         toks.append("__form_posts_php__")
-    if f["own_host"] and _free(f["own_host"]):
+    if f["own_host"] and free_hosted(f["own_host"]):
         toks.append("__free_hosting__")
     if f["brands"] and own and not any(b in own.replace("-", "") for b in f["brands"]):
         toks.append("__brand_not_own_domain__")
