@@ -42,9 +42,18 @@ def registered(host: str) -> str:
     return ".".join(parts[-2:])
 
 
+_FREE_SET = frozenset(FREE_HOSTING)
+
+
 def free_hosted(host: str) -> bool:
-    """Whether a host is on a free hosting or serverless platform (:data:`FREE_HOSTING`)."""
-    return any(host == d or host.endswith("." + d) for d in FREE_HOSTING)
+    """Whether a host is on a free hosting or serverless platform (:data:`FREE_HOSTING`): it, or a domain it is
+    under, is in the list."""
+    i = 0
+    while i >= 0:
+        if host[i:] in _FREE_SET:
+            return True
+        i = host.find(".", i) + 1 or -1
+    return False
 
 
 # A tag's inside is cut at 2,000 characters before parsing: libxml2's HTML parser is quadratic in a tag's
