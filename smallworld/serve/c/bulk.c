@@ -29,7 +29,7 @@ typedef struct {
     int w64;
 } cfg_t;
 
-static unsigned char LOWER[256], SAME[256], WORD[256];
+static unsigned char WORD[256];
 
 static inline __attribute__((always_inline)) double wt(const cfg_t *c, uint32_t i, int w64) {
     return w64 ? ((const double *)c->w)[i] : (double)((const float *)c->w)[i];
@@ -255,7 +255,6 @@ static PyObject *jsonl_rows(PyObject *self, PyObject *args) {
         const unsigned char *b = buf.buf;
         unsigned char *o_ = out.buf, *fr = PyMem_Malloc((size_t)max_bytes + 2);
         uint32_t *toks = PyMem_Malloc(sizeof(uint32_t) * ((size_t)max_bytes / 2 + 2));
-        const unsigned char *map = lower ? LOWER : SAME;
         long o = 0, rows = 0, start = 0, bad = 0;
         c.nmin = nmin; c.nmax = nmax; c.tokens = tokens; c.lower = lower; c.max_bytes = max_bytes;
         c.mask = (uint32_t)mask; c.w = w.buf; c.w64 = w64;
@@ -272,8 +271,13 @@ static PyObject *jsonl_rows(PyObject *self, PyObject *args) {
             if (end - start + (end < (long)buf.len ? 1 : 0) > max_line) { bad = 1; break; }
             {   /* one pass: the bytes checked (NUL, non-ASCII) and copied, lowered, for the hash */
                 long cut = start + (end - start < max_bytes ? end - start : max_bytes);
-                for (j = start; j < cut; j++) { unsigned v = b[j]; hi |= v; lo = v < lo ? v : lo; fr[j - start + 1] = map[v]; }
-                for (; j < end; j++) { hi |= b[j]; if (b[j] < lo) lo = b[j]; }
+                unsigned char h8 = 0, l8 = 255, *restrict f1 = fr + 1;
+                if (lower)  /* A-Z lowered by arithmetic, not a table: a loop the compiler vectorises */
+                    for (j = start; j < cut; j++) { unsigned char v = b[j]; h8 |= v; l8 = v < l8 ? v : l8; f1[j - start] = (unsigned char)(v - 65u < 26u ? v + 32 : v); }
+                else
+                    for (j = start; j < cut; j++) { unsigned char v = b[j]; h8 |= v; l8 = v < l8 ? v : l8; f1[j - start] = v; }
+                for (; j < end; j++) { unsigned char v = b[j]; h8 |= v; l8 = v < l8 ? v : l8; }
+                hi = h8; lo = l8;
             }
             if (end > start && (lo == 0 || (hi >= 128 && !utf8(b, start, end)))) { bad = 1; break; }
             e = end;
@@ -337,8 +341,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cbulk", "smallworld
 PyMODINIT_FUNC PyInit__cbulk(void) {
     int i;
     for (i = 0; i < 256; i++) {
-        SAME[i] = (unsigned char)i;
-        LOWER[i] = (unsigned char)((i >= 65 && i <= 90) ? i + 32 : i);
         WORD[i] = (unsigned char)is_word((unsigned)i);
     }
     return PyModule_Create(&module);
