@@ -7,7 +7,7 @@ lacks.
 
 Per task: a 500-row stratified seed of `train` (sample seed 0, fixed so the teacher's prompts, and so its
 cached answers, are shared by every run), the task's default prompt, and `telemetry` as the unlabelled pool.
-For URLs one row in five of telemetry (by a hash of its id) is held back from selection: the student's ROC AUC
+One row in five of telemetry (by a hash of its id) is held back from selection: the student's ROC AUC
 against the teacher's own answers on those rows ("agreement", a score any user can compute) is reported beside
 the ROC AUC on the hand-written set (`bench/handwritten/urls.jsonl`; command lines: `cmdlines.jsonl` and
 `endpoint.jsonl`), which no model here trained, tuned or generated on. Each (strategy, budget, selection
@@ -186,7 +186,7 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        sets = prepare(a.task, a.data, a.seed_size, a.task == "urls", work)
+        sets = prepare(a.task, a.data, a.seed_size, True, work)
         budgets = sorted({min(int(b), sets["n_pool"]) for b in a.budgets.split(",")})
         results = []
         prev = json.loads(Path(a.out).read_text())["runs"] if a.out and os.path.exists(a.out) else []

@@ -157,8 +157,28 @@ def _valid_url(t: str) -> bool:
         return False
 
 
+# JSON escapes a model wrote by mistake inside a Windows path ("C:\temp", "C:\backup" unescaped in the answer's
+# JSON become a tab, a backspace...): put back as the backslash and letter they were
+_JSON_DAMAGE = str.maketrans({"\t": "\\t", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r"})
+# a description of a command rather than a command: plain words only, with English function words after the first
+_FUNCTION_WORDS = frozenset("a an the to of for with and or in on into from by that which your their its".split())
+
+
+def repair_cmdline(t: str) -> str:
+    """A generated command line with JSON-escape damage undone (one line: a control character in it was a
+    backslash sequence in a path)."""
+    return t.translate(_JSON_DAMAGE) if any(c in t for c in "\t\b\f\n\r") else t
+
+
+def is_prose(t: str) -> bool:
+    """Whether a generated "command line" is a sentence about one ("creating a new user account with ...")."""
+    words = t.split()
+    return (len(words) >= 4 and all(w.isalpha() for w in words)
+            and any(w.lower() in _FUNCTION_WORDS for w in words[1:]))
+
+
 def _valid_cmdline(t: str, platform: str) -> bool:
-    if "\n" in t or "\r" in t:
+    if "\n" in t or "\r" in t or any(ord(c) < 32 or ord(c) == 127 for c in t) or is_prose(t):
         return False
     try:
         toks = shlex.split(t, posix=platform not in ("windows",))
@@ -232,7 +252,7 @@ class SynthReport:
 
     def render(self) -> str:
         lines = [f"synthetic data: {self.calls} generation calls ({self.unparseable_answers} unparseable), "
-                 f"{self.generated} items generated ({self.repaired} with placeholder slots repaired), {self.kept} kept",
+                 f"{self.generated} items generated ({self.repaired} repaired: placeholder slots, escape damage), {self.kept} kept",
                  "filter                          dropped"]
         for reason in FILTERS:
             lines.append(f"  {reason:<30}{self.dropped.get(reason, 0):>7}")
@@ -375,6 +395,10 @@ def _cheap_filters(task, shape, cand, train_rows, seed, rep) -> list[tuple[str, 
         if shape.email:
             text, slots = repair_email(text, seed * 100003 + i)
             rep.repaired += bool(slots)
+        elif task.name == "cmdlines":
+            fixed = repair_cmdline(text)
+            rep.repaired += fixed != text
+            text = fixed
         f = selection._fold(text)
         if not valid(task, text, e):
             rep.drop("invalid", e.id)

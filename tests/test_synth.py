@@ -1,7 +1,5 @@
 """Synthetic data: taxonomy, filters on real rows, generation through a real llama.cpp server, and mixing."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -54,6 +52,26 @@ def test_validity_and_placeholder_filters_on_real_rows(data_dir):
     for t in ("http://example.com/login", "powershell -c <payload>", "copy {PATH} x", "Dear [Recipient],"):
         assert PLACEHOLDER.search(t), t
     assert not PLACEHOLDER.search("https://login.microsoftonline.com/common/oauth2/authorize")
+
+
+def test_generated_command_lines_repaired_and_prose_refused(data_dir):
+    """A model that writes C:\\temp unescaped in its JSON answer gives a tab: put back; a description of a command
+    is no command. Real command lines (every source of train) pass both."""
+    from smallworld.synth import is_prose, repair_cmdline
+
+    cmd = load_task("cmdlines")
+    we = [x for x in load_taxonomy(cmd) if x.platform == "windows"][0]
+    answer = r'{"items": ["mshta c:\temp\task.hta", "robocopy C:\backup D:\backup2 /MIR", "type C:\files\readme.txt"]}'
+    damaged = _items(answer, SHAPES["cmdlines"])  # the answer as a model writes it: single backslashes, read as escapes
+    assert all(any(ord(c) < 32 for c in t) for t in damaged) and not any(valid(cmd, t, we) for t in damaged)
+    fixed = [repair_cmdline(t) for t in damaged]
+    assert fixed == [r"mshta c:\temp\task.hta", r"robocopy C:\backup D:\backup2 /MIR", r"type C:\files\readme.txt"]
+    assert all(valid(cmd, t, we) for t in fixed)
+    assert is_prose("creating a new user account with specific permissions")
+    assert not is_prose("net user backup P4ss /add") and not is_prose("echo done")
+    real = [r["text"] for _, r in zip(range(5000), D.iter_rows(str(data_dir / "cmdlines" / "train.jsonl.gz")))]
+    assert np.mean([is_prose(t) for t in real]) < 0.01
+    assert np.mean([repair_cmdline(t) == t for t in real]) > 0.99
 
 
 def test_near_duplicates_of_training_data_score_as_not_novel(data_dir):
