@@ -44,7 +44,8 @@ def test_load_scores_exactly_as_the_cli_does(tmp_path):
     assert model.predict(texts) == [x["decision"] for x in rows]
     e = model.explain(texts[0], top=100_000)
     assert abs(e.bias + sum(v for _, v in e.top_abs) - e.margin) < 1e-6
-    assert e.text == texts[0]  # explain shows the item as the model sees it (cmdlines: raw text by default)
+    assert e.text == model.view([texts[0]])[0] != texts[0]  # the item as the model sees it: the command-line view
+    assert "<ip>" in e.text and "swfpipeinterp" in e.text
 
 
 def test_unknown_train_options_are_one_clear_error():

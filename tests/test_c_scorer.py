@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def texts(data_dir):
 
 
 def _train(data_dir, task_name, labels, features, n=3000):
-    task = load_task(task_name)
+    task = replace(load_task(task_name), normaliser="none")  # the C scorer takes raw-text models only
     rows = _sample(data_dir, task_name, "train", n, seed=1)
     Y = np.array([[r["label"] == lab for lab in labels] for r in rows], dtype=float)
     m = LinearStudent(labels, task.features | features).fit([r["text"] for r in rows], Y)
