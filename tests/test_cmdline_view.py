@@ -12,7 +12,7 @@ from smallworld.tasks import cmdline, load_task
 
 
 def view_task():
-    """The cmdlines task with the command-line view (opt-in: normaliser = \"cmdline\")."""
+    """The cmdlines task with the command-line view (the built-in default: normaliser = \"cmdline\")."""
     return replace(load_task("cmdlines"), normaliser="cmdline")
 
 ATTACKS = {
