@@ -167,7 +167,7 @@ _FUNCTION_WORDS = frozenset("a an the to of for with and or in on into from by t
 def repair_cmdline(t: str) -> str:
     """A generated command line with JSON-escape damage undone (one line: a control character in it was a
     backslash sequence in a path)."""
-    return t.translate(_JSON_DAMAGE) if any(c in t for c in "\t\b\f\n\r") else t
+    return t.translate(_JSON_DAMAGE)
 
 
 def is_prose(t: str) -> bool:
@@ -178,7 +178,7 @@ def is_prose(t: str) -> bool:
 
 
 def _valid_cmdline(t: str, platform: str) -> bool:
-    if "\n" in t or "\r" in t or any(ord(c) < 32 or ord(c) == 127 for c in t) or is_prose(t):
+    if any(ord(c) < 32 or ord(c) == 127 for c in t) or is_prose(t):  # one line, no control characters
         return False
     try:
         toks = shlex.split(t, posix=platform not in ("windows",))
