@@ -245,6 +245,7 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
           weight: float = typer.Option(1.0, "--weight", help="training weight written on each row"),
           oversample: float = typer.Option(1.5, "--oversample", help="generate this many times --n, for the filters to drop"),
           style_examples: int = typer.Option(0, "--style-examples", help="real training rows shown per prompt for style (measured: 0 is better with the embedded teacher)"),
+          styles: bool = typer.Option(True, "--styles/--no-styles", help="mail: a writer, length, language, setting and link habit drawn per call"),
           cache: Optional[str] = typer.Option(None, "--cache")):
     """Let the teacher write labelled rows for a taxonomy (ATT&CK techniques, phishing lures...), filtered and verified."""
     from . import data as D
@@ -268,7 +269,7 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
         try:
             rows, rep = synthesize(t, te, n, ents, train_rows, verify=verify, threshold=threshold,
                                    temperature=temperature, seed=seed, weight=weight, oversample=oversample,
-                                   style_examples=style_examples)
+                                   style_examples=style_examples, styles=styles)
         finally:
             te.close()
             info(te.usage.render(), markup=False)

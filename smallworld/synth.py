@@ -17,6 +17,7 @@ import math
 import re
 import shlex
 import tomllib
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -55,7 +56,7 @@ class Shape:
 SHAPES = {
     "cmdlines": Shape("single-line command line", 5, 600, 8, 400),
     "urls": Shape("full URL (with scheme)", 5, 500, 12, 300),
-    "emails": Shape("email", 1, 320, 120, 3000, email=True),
+    "emails": Shape("email", 1, 400, 120, 3000, email=True),
     "html": Shape("complete small HTML page", 1, 900, 200, 20000),
 }
 
@@ -126,11 +127,42 @@ def _schema(shape: Shape, n: int) -> dict:
             "required": ["items"]}
 
 
-def build_prompt(task: Task, shape: Shape, entry: Entry, n: int, examples: Sequence[str] = ()) -> str:
+# Mail is written by many hands: each generation call draws one writer, length, language, setting and link
+# habit (seeded per call, so a rerun asks the same prompts and the cache answers them), so the student meets
+# more than the teacher's one house style.
+EMAIL_STYLES = {
+    "writer": ("a busy manager writing tersely from a phone", "a formal corporate communications team",
+               "an automated notification system", "a friendly small-business owner", "an IT helpdesk technician",
+               "a non-native English speaker", "a vendor's accounts-receivable clerk", "a recruiter or HR partner",
+               "a customer-support agent", "a colleague writing casually, in lower case"),
+    "length": ("short: 20 to 50 words", "medium: 50 to 110 words", "long: 110 to 180 words"),
+    "language": ("English",) * 6 + ("German", "French", "Spanish", "Italian", "Portuguese", "Dutch"),
+    "setting": ("a hospital", "a law firm", "a software company", "a logistics company", "a university",
+                "a retail chain", "a city council", "a regional bank", "a manufacturing plant", "a charity",
+                "an accounting firm", "an online shop's customers"),
+    "links": ("one link, written out", "no link at all (it asks for a reply, a call or an attachment)",
+              "a link whose visible text differs from its address", "two or three links, as newsletters have"),
+}
+
+
+def email_style(seed: int) -> str:
+    """One draw of :data:`EMAIL_STYLES`, as a sentence for the generation prompt (deterministic in ``seed``)."""
+    rng = np.random.default_rng(seed)
+    s = {k: v[int(rng.integers(len(v)))] for k, v in EMAIL_STYLES.items()}
+    return (f" Writer: {s['writer']}, at or for {s['setting']}. Language: {s['language']}. Length of the body: "
+            f"{s['length']}. Links: {s['links']}.")
+
+
+def build_prompt(task: Task, shape: Shape, entry: Entry, n: int, examples: Sequence[str] = (),
+                 style: str = "") -> str:
+    """The generation prompt for ``n`` items of ``entry``; ``style`` (mail: :func:`email_style`) replaces the
+    task's default length sentence."""
     label_words = {lab: lab.replace("_", " ") for lab in task.labels}
     where = "" if entry.platform == "any" else f" Platform: {entry.platform}."
     what = "one" if n == 1 else f"{n} different"
-    extra = {"emails": " Each email has a subject and a body of 40 to 100 words, written as it would arrive today.",
+    extra = {"emails": " Each email has a subject and a body" + (", written as it would arrive today." + style
+                                                                  if style else
+                                                                  " of 40 to 100 words, written as it would arrive today."),
              "html": " Keep the page short (under 60 lines), with a title, some visible text and its forms or links.",
              "cmdlines": " One command per item, on one line.",
              "urls": " Vary the hosts and paths."}.get(task.name, "")
@@ -323,7 +355,7 @@ def choose_entries(task: Task, entries: Sequence[Entry], label: str | None = Non
 
 def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows: Sequence[dict] = (),
                verify: bool = True, threshold: float = 0.5, temperature: float = 0.9, seed: int = 0,
-               weight: float = 1.0, oversample: float = 1.5, style_examples: int = 0,
+               weight: float = 1.0, oversample: float = 1.5, style_examples: int = 0, styles: bool = True,
                progress: bool = True) -> tuple[list[dict], SynthReport]:
     """About ``n`` items spread evenly over ``entries``, generating ``oversample`` times as many for the filters:
     generate -> cheap filters (validity, length, placeholders, prompt echoes, exact duplicates) -> near-duplicates
@@ -333,7 +365,7 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
     shape = SHAPES.get(task.name, Shape("item", 3, 500, 5, task.max_item_chars))
     rep = SynthReport()
     cand = _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, oversample, style_examples,
-                     progress, rep)
+                     styles, progress, rep)
     kept = _cheap_filters(task, shape, cand, train_rows, seed, rep)
     kept, novelty = _near_duplicates(task, kept, train_rows, seed, rep)
     p_int = np.full(len(kept), np.nan)
@@ -351,9 +383,10 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
     return rows, rep
 
 
-def _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, oversample, style_examples, progress,
-              rep) -> list[tuple[str, Entry]]:
-    """The teacher's items for each entry (JSON-schema-bound answers; unparseable answers counted)."""
+def _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, oversample, style_examples, styles,
+              progress, rep) -> list[tuple[str, Entry]]:
+    """The teacher's items for each entry (JSON-schema-bound answers; unparseable answers counted); mail with
+    ``styles`` draws a writer, length, language, setting and link habit per call."""
     from .progress import bar
 
     per_entry = math.ceil(n / len(entries))
@@ -372,6 +405,9 @@ def _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, o
             prompt = build_prompt(task, shape, e, shape.per_call, examples)
             rep.per_entry.setdefault(e.id, {"generated": 0, "kept": 0})
             for c in range(calls_per_entry):
+                if shape.email and styles:
+                    prompt = build_prompt(task, shape, e, shape.per_call, examples,
+                                          email_style(zlib.crc32(f"{seed}:{e.id}:{c}".encode())))
                 text = teacher.generate(prompt, max_tokens=shape.max_tokens, temperature=temperature,
                                         seed=seed * 1000 + c, schema=schema)
                 rep.calls += 1

@@ -158,3 +158,19 @@ def test_email_placeholder_slots_are_repaired_or_removed():
     text, n = repair_email("Subject: Payroll\nDear [Employee Name], confirm at [Portal Link] .\nThanks, [Your Name]", 3)
     assert n == 3 and "[" not in text and "Dear " in text and not PLACEHOLDER.search(text)
     assert repair_email("Subject: hi\nno slots here", 0) == ("Subject: hi\nno slots here", 0)
+
+
+def test_mail_prompts_draw_a_style_per_call_and_repeat_it_on_a_rerun():
+    from smallworld.synth import EMAIL_STYLES, build_prompt, email_style
+
+    task = load_task("emails")
+    e = next(x for x in load_taxonomy(task) if x.id == "legit-invoice")
+    shape = SHAPES["emails"]
+    styles = [email_style(s) for s in range(40)]
+    assert styles == [email_style(s) for s in range(40)]  # the same prompts again: a rerun is served by the cache
+    assert len(set(styles)) >= 35
+    langs = {lang for lang in EMAIL_STYLES["language"] if any(f"Language: {lang}." in s for s in styles)}
+    assert "English" in langs and len(langs) >= 4
+    styled, plain = build_prompt(task, shape, e, 1, style=styles[0]), build_prompt(task, shape, e, 1)
+    assert styles[0] in styled and "40 to 100 words" not in styled
+    assert "40 to 100 words" in plain and "Writer:" not in plain
