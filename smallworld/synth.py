@@ -64,7 +64,10 @@ PLACEHOLDER = re.compile(
     r"example\.(com|org|net)|\b(evil|attacker|malicious|badsite|phishing-?site)\.(com|net|org)|<[a-z_ -]*(payload|url|path|"
     r"ip|host|domain|user|name|file|command|link|script)[a-z_ -]*>|\{[A-Z_]{3,}\}|\[(url|link|name|company|recipient|"
     r"sender|your name|date|amount)\]|path[\\/]to[\\/]|your[_-](domain|server|ip|file)|lorem ipsum|x\.x\.x\.x|\bxxx+\b|"
-    r"\b(evil|malicious)[_\-.]|[_\-](evil|malicious)\b|\b(username|password)123\b", re.I)
+    r"\b(evil|malicious)[_\-.]|[_\-](evil|malicious)\b|\b(username|password)123\b|"
+    # slots a model fills in with a generic noun: "[User]", "[FileName]", "service_name", "C:\\Users\\username\\"
+    r"\[(user ?name|user|file ?name|server|domain|payload|host ?name|ip address|path|password|program)\]|"
+    r"\b(service|file|host|server|domain|program|process|task)_name\b|\\users\\(username|user_name)\\", re.I)
 SLOT = re.compile(r"\[[a-z][a-z_ ]{2,20}\]")  # "[username]"; PowerShell's [System.IO.File] is capitalised
 
 
@@ -94,6 +97,9 @@ def echoes_prompt(text: str, entry: "Entry", prompt: str = "") -> bool:
         return True
     low = text.lower()
     if any(p in low for p in ("platform:", "one command per item", "labelled malicious", "labelled benign")):
+        return True
+    # the answer's labels or the task's name written into the item ("cmdlines/benign/backup.bat")
+    if re.search(r"[/\\:](benign|malicious)[/\\]|^\s*(cmdlines|urls|emails|html)\s*[:/]", low):
         return True
     words = re.findall(r"[a-z0-9]{3,}", low)
     hint = set(re.findall(r"[a-z0-9]{3,}", (entry.hint + " " + entry.name + " " + prompt).lower()))
@@ -203,10 +209,13 @@ def repair_cmdline(t: str) -> str:
 
 
 def is_prose(t: str) -> bool:
-    """Whether a generated "command line" is a sentence about one ("creating a new user account with ...")."""
+    """Whether a generated "command line" is a sentence about one ("creating a new user account with ...") or a
+    title ("Windows Update Service": capitalised words only, which no command line of train, dev or telemetry is)."""
     words = t.split()
-    return (len(words) >= 4 and all(w.isalpha() for w in words)
-            and any(w.lower() in _FUNCTION_WORDS for w in words[1:]))
+    if not all(w.isalpha() for w in words):
+        return False
+    return ((len(words) >= 4 and any(w.lower() in _FUNCTION_WORDS for w in words[1:]))
+            or (len(words) >= 2 and all(w[0].isupper() for w in words)))
 
 
 def _valid_cmdline(t: str, platform: str) -> bool:

