@@ -77,6 +77,34 @@ def test_binary_kernel_equals_softmax_of_logits(url_texts, cfg, pos):
     assert np.abs(features.binary_probs(texts, m.feature_config, w, b0) - m.predict_proba(texts)[:, pos]).max() < 1e-12
 
 
+@pytest.mark.skipif(C is None, reason="the C kernel was not built")
+@pytest.mark.parametrize("cfg", [
+    {},  # 1-5 and tokens: the task defaults, whose longest length has its own loop in the C kernel
+    {"ngram_min": 3, "ngram_max": 5},
+    {"ngram_min": 2, "ngram_max": 5, "tokens": False, "lowercase": False},
+    {"ngram_min": 5, "ngram_max": 5, "max_bytes": 7},
+    {"ngram_min": 2, "ngram_max": 4},
+])
+@pytest.mark.parametrize("centred", [False, True])  # the float64 column, then the float32 one
+def test_c_kernel_scores_equal_the_reference(url_texts, cfg, centred):
+    texts = [t for t in url_texts[:1500] + ODD if t.strip() and "\ud800" not in t and "\r" not in t and "\n" not in t]
+    m = _random_model(cfg, seed=3)
+    if centred:
+        m.W[:, 1] = -m.W[:, 0]
+    w, b0 = features.binary_weights(m.W, m.b, 0)
+    assert (w.dtype == np.float32) == centred
+    nmin, nmax, tokens, lower, max_bytes, mask = features.kernel_args(m.feature_config)
+    buf = np.frombuffer("\n".join(texts).encode(), dtype=np.uint8)
+    yes, no = np.frombuffer(b"}Y\n", np.uint8), np.frombuffer(b"}N\n", np.uint8)
+    out = np.empty(len(texts) * 60, dtype=np.uint8)
+    size, rows = C.jsonl_rows(buf, np.zeros(0, np.int64), 1, nmin, nmax, int(tokens), int(lower), max_bytes, int(mask),
+                              w, w.dtype == np.float64, b0, 0.5, yes, no, 1 << 20, out)
+    assert rows == len(texts)
+    got = [json.loads(x[:-1])["score"] for x in out[:size].tobytes().decode().splitlines()]
+    want = features.binary_probs(texts, m.feature_config, w, b0)
+    assert got == [round(float(p), 6) for p in want]
+
+
 @pytest.mark.parametrize("texts", [ODD, [], [""], ["é"], ["a", "b\x00c", "d"], [b"raw", b"\xff"], ("t", "u"),
                                    ["ascii", "only"]])
 def test_pack_and_spans_give_each_items_utf8_bytes(texts):

@@ -69,6 +69,23 @@ static inline __attribute__((always_inline)) double sum_impl(const cfg_t *c, con
         j++;
     }
     if (j < F) k += (F - j) * (nmax - nmin + 1);
+    if (nmax == 5 && j < F) { /* the usual longest length: the running hashes in registers */
+        uint32_t h1 = hs[1], h2 = hs[2], h3 = hs[3], h4 = hs[4];
+        for (; j < F; j++) {
+            uint32_t b = fr[j];
+            uint32_t n5 = (h4 ^ b) * FNV_PRIME, n4 = (h3 ^ b) * FNV_PRIME, n3 = (h2 ^ b) * FNV_PRIME;
+            uint32_t n2 = (h1 ^ b) * FNV_PRIME, n1 = (FNV_OFFSET ^ b) * FNV_PRIME;
+            double part = 0.0;
+            part += wt(c, n5 & c->mask, w64);
+            if (nmin <= 4) part += wt(c, n4 & c->mask, w64);
+            if (nmin <= 3) part += wt(c, n3 & c->mask, w64);
+            if (nmin <= 2) part += wt(c, n2 & c->mask, w64);
+            if (nmin <= 1) part += wt(c, n1 & c->mask, w64);
+            total += part;
+            h4 = n4; h3 = n3; h2 = n2; h1 = n1;
+            TOKEN_STEP(b)
+        }
+    }
     for (; j < F; j++) {
         uint32_t b = fr[j];
         double part = 0.0;
