@@ -208,9 +208,17 @@ def repair_cmdline(t: str) -> str:
     return t.translate(_JSON_DAMAGE)
 
 
+# a title before the command ("Windows Update (silent): wuauclt.exe /detectnow"): no row of train, dev, pool or
+# telemetry starts so
+_TITLED = re.compile(r"^[A-Z][a-z]+(?: [A-Za-z][a-z]*)+(?: \([^)]*\))?: \S")
+
+
 def is_prose(t: str) -> bool:
-    """Whether a generated "command line" is a sentence about one ("creating a new user account with ...") or a
-    title ("Windows Update Service": capitalised words only, which no command line of train, dev or telemetry is)."""
+    """Whether a generated "command line" is a sentence about one ("creating a new user account with ..."), a
+    title ("Windows Update Service": capitalised words only, which no command line of train, dev or telemetry is)
+    or a command under a title ("Google Chrome Update (silent): ...")."""
+    if _TITLED.match(t):
+        return True
     words = t.split()
     if not all(w.isalpha() for w in words):
         return False
@@ -432,8 +440,11 @@ def _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, o
     return cand
 
 
+_DIGITS = re.compile(r"\d+")
+
+
 def _cheap_filters(task, shape, cand, train_rows, seed, rep) -> list[tuple[str, Entry]]:
-    train_fold = {selection._fold(r["text"]) for r in train_rows}
+    train_fold = {_DIGITS.sub("0", selection._fold(r["text"])) for r in train_rows}
     seen: set[str] = set()
     kept: list[tuple[str, Entry]] = []
     for i, (text, e) in enumerate(cand):
@@ -444,7 +455,7 @@ def _cheap_filters(task, shape, cand, train_rows, seed, rep) -> list[tuple[str, 
             fixed = repair_cmdline(text)
             rep.repaired += fixed != text
             text = fixed
-        f = selection._fold(text)
+        f = _DIGITS.sub("0", selection._fold(text))  # a numbered series (test2.exe, test3.exe...) is one item
         if not valid(task, text, e):
             rep.drop("invalid", e.id)
         elif not shape.min_chars <= len(text) <= shape.max_chars:

@@ -79,6 +79,26 @@ def test_generated_command_lines_repaired_and_prose_refused(data_dir):
     real = [r["text"] for _, r in zip(range(5000), D.iter_rows(str(data_dir / "cmdlines" / "train.jsonl.gz")))]
     assert np.mean([is_prose(t) for t in real]) < 0.01
     assert np.mean([repair_cmdline(t) == t for t in real]) > 0.99
+    # a command under a title, as the teacher wrote some endpoint background
+    assert is_prose("Windows Update (silent): wuauclt.exe /detectnow /norestart")
+    assert is_prose("Google Chrome Update (silent): chrome://settings/update?hl=en-US")
+    assert not is_prose(r"C:\Windows\system32\svchost.exe -k netsvcs -p -s Schedule")
+    assert not is_prose("Get-ChildItem: C:\\") and not is_prose("echo Done: 3 files")
+
+
+def test_a_numbered_series_is_one_item_among_the_generated_rows():
+    """`C:\\temp\\test2.exe`, `test3.exe`, ... from one answer are the same row to the exact-duplicate filter;
+    different commands with different numbers are not."""
+    from smallworld.synth import SynthReport, _cheap_filters
+
+    cmd = load_task("cmdlines")
+    we = [x for x in load_taxonomy(cmd) if x.platform == "windows"][0]
+    texts = [r"C:\temp\test2.exe /run", r"C:\temp\test3.exe /run", r"C:\temp\test41.exe /run", "ping -n 4 10.0.0.1",
+             "ping -n 4 10.0.0.2", "net user svc01 /add", "tasklist /v"]
+    rep = SynthReport()
+    kept = [t for t, _ in _cheap_filters(cmd, SHAPES["cmdlines"], [(t, we) for t in texts], [], 0, rep)]
+    assert kept == [r"C:\temp\test2.exe /run", "ping -n 4 10.0.0.1", "net user svc01 /add", "tasklist /v"]
+    assert rep.dropped == {"duplicate in batch": 3}
 
 
 def test_near_duplicates_of_training_data_score_as_not_novel(data_dir):
