@@ -236,7 +236,7 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
           timeout: float = TimeoutOpt, retries: int = RetriesOpt, api_key_env: str = KeyEnvOpt,
           price_prompt: float = PricePOpt, price_completion: float = PriceCOpt,
           label_: Optional[str] = typer.Option(None, "--label", help="only taxonomy entries of this label"),
-          entries: Optional[str] = typer.Option(None, "--entries", help="comma-separated taxonomy entry ids"),
+          entries: Optional[str] = typer.Option(None, "--entries", help="comma-separated taxonomy entry ids or groups (e.g. endpoint-benign)"),
           taxonomy: List[str] = typer.Option([], "--taxonomy", help="more [[entry]] tables (TOML; repeatable)"),
           labelled: Optional[str] = typer.Option(None, "--labelled", help="training rows: duplicate/novelty checks and the verifier's demonstrations"),
           verify: bool = typer.Option(True, "--verify/--no-verify", help="keep only rows the teacher labels as intended"),

@@ -40,6 +40,7 @@ class Entry:
     label: str
     hint: str
     platform: str = "any"
+    groups: tuple[str, ...] = ()  # names --entries also takes, for several entries at once
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,10 @@ def load_taxonomy(task: Task, extra: Sequence[str] = ()) -> list[Entry]:
                 raise SmallworldError(f"{p}: entry {i + 1} needs non-empty strings id, name, label and hint")
             if e["label"] not in task.labels:
                 raise SmallworldError(f"{p}: entry {e['id']!r} has label {e['label']!r}, not one of {list(task.labels)}")
-            out[e["id"]] = Entry(e["id"], e["name"], e["label"], e["hint"], str(e.get("platform", "any")))
+            groups = e.get("groups", [])
+            if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
+                raise SmallworldError(f"{p}: entry {e['id']!r}: groups must be a list of names")
+            out[e["id"]] = Entry(e["id"], e["name"], e["label"], e["hint"], str(e.get("platform", "any")), tuple(groups))
     return list(out.values())
 
 
@@ -355,7 +359,8 @@ def diversity(texts: Sequence[str], novelty: np.ndarray) -> dict:
 
 def choose_entries(task: Task, entries: Sequence[Entry], label: str | None = None,
                    ids: str | Sequence[str] | None = None) -> list[Entry]:
-    """The entries of one label and/or with these ids (comma-separated or a list); unknown ones are an error."""
+    """The entries of one label and/or with these ids or group names (comma-separated or a list), in the
+    taxonomy's order; unknown names are an error."""
     ents = list(entries)
     if label:
         if label not in task.labels:
@@ -363,10 +368,10 @@ def choose_entries(task: Task, entries: Sequence[Entry], label: str | None = Non
         ents = [e for e in ents if e.label == label]
     if ids:
         want = [x.strip() for x in (ids.split(",") if isinstance(ids, str) else ids) if x.strip()]
-        unknown = sorted(set(want) - {e.id for e in ents})
+        unknown = sorted(set(want) - {e.id for e in ents} - {g for e in ents for g in e.groups})
         if unknown:
-            raise SmallworldError(f"--entries: unknown taxonomy entries {unknown}")
-        ents = [e for e in ents if e.id in want]
+            raise SmallworldError(f"--entries: unknown taxonomy entries or groups {unknown}")
+        ents = [e for e in ents if e.id in want or set(e.groups) & set(want)]
     return ents
 
 

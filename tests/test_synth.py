@@ -202,3 +202,24 @@ def test_mail_prompts_draw_a_style_per_call_and_repeat_it_on_a_rerun():
     styled, plain = build_prompt(task, shape, e, 1, style=styles[0]), build_prompt(task, shape, e, 1)
     assert styles[0] in styled and "40 to 100 words" not in styled
     assert "40 to 100 words" in plain and "Writer:" not in plain
+
+
+def test_entries_are_chosen_by_id_label_or_group(tmp_path):
+    """`--entries endpoint-benign` is the endpoint background the seed lacks: the same entries as their ids, in the
+    taxonomy's order; an unknown name and a malformed groups key are clear errors."""
+    from smallworld.synth import choose_entries
+
+    cmd = load_task("cmdlines")
+    ents = load_taxonomy(cmd)
+    grp = choose_entries(cmd, ents, ids="endpoint-benign")
+    assert len(grp) >= 10 and {e.label for e in grp} == {"benign"}
+    assert any(e.platform == "windows" for e in grp) and any(e.platform == "linux" for e in grp)
+    assert choose_entries(cmd, ents, ids=",".join(e.id for e in reversed(grp))) == grp
+    both = choose_entries(cmd, ents, ids="endpoint-benign,T1003.001")
+    assert len(both) == len(grp) + 1 and both[0].id == "T1003.001"  # the taxonomy's order
+    with pytest.raises(SmallworldError, match="unknown taxonomy entries or groups.*endpoint-benin"):
+        choose_entries(cmd, ents, ids="endpoint-benin")
+    bad = tmp_path / "tax.toml"
+    bad.write_text('[[entry]]\nid = "x"\nname = "X"\nlabel = "benign"\nhint = "h"\ngroups = "one"\n')
+    with pytest.raises(SmallworldError, match="groups must be a list"):
+        load_taxonomy(cmd, [str(bad)])
