@@ -367,11 +367,11 @@ def choose_entries(task: Task, entries: Sequence[Entry], label: str | None = Non
             raise SmallworldError(f"--label {label!r} is not one of {list(task.labels)}")
         ents = [e for e in ents if e.label == label]
     if ids:
-        want = [x.strip() for x in (ids.split(",") if isinstance(ids, str) else ids) if x.strip()]
-        unknown = sorted(set(want) - {e.id for e in ents} - {g for e in ents for g in e.groups})
+        want = {x.strip() for x in (ids.split(",") if isinstance(ids, str) else ids) if x.strip()}
+        unknown = sorted(want - {e.id for e in ents} - {g for e in ents for g in e.groups})
         if unknown:
             raise SmallworldError(f"--entries: unknown taxonomy entries or groups {unknown}")
-        ents = [e for e in ents if e.id in want or set(e.groups) & set(want)]
+        ents = [e for e in ents if e.id in want or want.intersection(e.groups)]
     return ents
 
 
@@ -448,8 +448,14 @@ def _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, o
 _DIGITS = re.compile(r"\d+")
 
 
+def _dup_key(text: str) -> str:
+    """What the exact-duplicate check compares: case- and space-folded, digits folded (a numbered series,
+    test2.exe, test3.exe..., is one item)."""
+    return _DIGITS.sub("0", selection._fold(text))
+
+
 def _cheap_filters(task, shape, cand, train_rows, seed, rep) -> list[tuple[str, Entry]]:
-    train_fold = {_DIGITS.sub("0", selection._fold(r["text"])) for r in train_rows}
+    train_fold = {_dup_key(r["text"]) for r in train_rows}
     seen: set[str] = set()
     kept: list[tuple[str, Entry]] = []
     for i, (text, e) in enumerate(cand):
@@ -460,7 +466,7 @@ def _cheap_filters(task, shape, cand, train_rows, seed, rep) -> list[tuple[str, 
             fixed = repair_cmdline(text)
             rep.repaired += fixed != text
             text = fixed
-        f = _DIGITS.sub("0", selection._fold(text))  # a numbered series (test2.exe, test3.exe...) is one item
+        f = _dup_key(text)
         if not valid(task, text, e):
             rep.drop("invalid", e.id)
         elif not shape.min_chars <= len(text) <= shape.max_chars:
