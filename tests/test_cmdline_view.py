@@ -104,3 +104,68 @@ def test_the_view_beats_raw_text_on_hand_written_command_lines(data_dir):
             a.append(E.binary_metrics(y, m.predict_proba([t.normalise(r["text"]) for r in hand])[:, 0])["roc_auc"])
         aucs[name] = float(np.mean(a))
     assert aucs["view"] >= aucs["raw"] + 0.03, aucs
+
+
+def test_the_first_programs_folder_is_dropped_as_endpoints_and_documentation_write_it_differently():
+    v = cmdline.cmdline_view
+    assert v(r'"C:\Windows\system32\rundll32.exe" shell32.dll,Control_RunDLL desk.cpl').startswith(
+        "rundll32 shell32.dll,Control_RunDLL desk.cpl ## swfprogrundll32 swfpathsystem")
+    assert v(r"C:\Program Files\Google\Chrome\Application\chrome.exe --type=renderer").startswith("chrome --type")
+    assert v("/usr/bin/bash -c id") == "bash -c id ## swfprogbash swfpathsystem"
+    assert v(r"C:\Users\bob\AppData\Local\Temp\a.exe /s") == "a /s ## swfproga swfpathtemp swfpathappdata"
+    assert v("ls -la /tmp").startswith("ls -la /tmp ##") and v('"" x').startswith(" x ##")
+    # only the first program's folder: arguments keep theirs
+    assert r"C:\Windows\Temp\p.ps1" in v(r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe -File C:\Windows\Temp\p.ps1")
+
+
+def test_dropping_the_folder_carries_a_seed_student_to_endpoint_shaped_lines(data_dir):
+    """Seed-only students judged on bench/handwritten/endpoint.jsonl (never trained on): the view that drops the
+    first program's folder must beat the same view keeping it (measured 0.71-0.76 against 0.61-0.64)."""
+    from pathlib import Path
+
+    from smallworld import data as D
+    from smallworld import evaluate as E
+    from smallworld.pipeline import onehot, stratified_sample
+    from smallworld.student.linear import LinearStudent
+
+    task = view_task()
+    train = D.read_rows(data_dir / "cmdlines" / "train.jsonl.gz")
+    hand = D.read_rows(Path(__file__).resolve().parents[1] / "bench" / "handwritten" / "endpoint.jsonl")
+    y = np.array([r["label"] == "malicious" for r in hand])
+
+    def keep_folder(t):
+        return cmdline._STUDENT_DROP.sub("", cmdline.clean(t)) + " ## " + " ".join(cmdline.behaviour(t))
+
+    aucs = {}
+    for name, view in (("keep", keep_folder), ("drop", cmdline.cmdline_view)):
+        a = []
+        for s in (0, 1):
+            seed = stratified_sample(train, 500, s)
+            m = LinearStudent(task.labels, dict(task.features)).fit([view(r["text"]) for r in seed],
+                                                                    onehot(task, [r["label"] for r in seed]))
+            a.append(E.binary_metrics(y, m.predict_proba([view(r["text"]) for r in hand])[:, 0])["roc_auc"])
+        aucs[name] = float(np.mean(a))
+    assert aucs["drop"] >= aucs["keep"] + 0.04, aucs
+
+
+def test_a_model_trained_on_an_older_view_is_refused_not_scored_on_other_features(tmp_path):
+    import json
+    from pathlib import Path
+
+    import smallworld
+    from smallworld.errors import ModelFileError, SmallworldError
+    from smallworld.tasks import Task
+
+    d = load_task("cmdlines").to_dict()
+    assert d["view_version"] == 2 and Task.from_dict(d) == load_task("cmdlines")
+    with pytest.raises(SmallworldError, match="version 1 of the 'cmdline' view.*retrain"):
+        Task.from_dict({**d, "view_version": 1})
+    smallworld.train(task="cmdlines", labelled=str(Path(__file__).resolve().parents[1] / "smallworld/examples/cmdlines_seed.jsonl"), teacher=None,
+                     out=str(tmp_path / "m"), progress=False)
+    assert len(smallworld.load(tmp_path / "m").predict(["ls -la"])) == 1
+    mj = tmp_path / "m" / "model.json"
+    h = json.loads(mj.read_text())
+    del h["task"]["view_version"]  # a model.json from before views were versioned
+    mj.write_text(json.dumps(h))
+    with pytest.raises(ModelFileError, match="retrain"):
+        smallworld.load(tmp_path / "m")

@@ -140,8 +140,10 @@ def test_email_view_keeps_subject_start_and_links_of_long_mail():
     text = f"Subject: Final notice\n{body} visit http://pay-now.example-billing.top/x today"
     v = email_view(text)
     assert v.startswith("subject : final notice") and "pay-now.example-billing.top" in v and len(v) < 6000
-    task = load_task("emails")  # its view: this one with intent tokens, found in the whole message ("today")
-    assert task.normalise(text) == email_view(text, intent=True) == v + " __urgency__"
+    task = load_task("emails")  # its view: this one with intent tokens, found in the whole message ("today"),
+    assert email_view(text, intent=True) == v + " __urgency__"  # and the link host's URL signs
+    assert task.normalise(text) == email_view(text, intent=True, link_signals=True) == \
+        v + " __urgency__ __link_account_words__ __link_cheap_tld__"
 
 
 def test_intent_tokens_name_what_a_message_asks_for_and_brand_link_mismatches():
@@ -166,5 +168,26 @@ def test_intent_tokens_name_what_a_message_asks_for_and_brand_link_mismatches():
     assert "__ask_code__" in tokens("Subject: hi\n\nplease read me the 6-digit verification code you just got")
     assert "__risky_attachment__" in tokens("Subject: remittance\n\nsee attached Remittance_0932.html for details")
     assert "__free_host_link__" in tokens("Subject: doc\n\nopen https://shared-doc-7731.pages.dev/view")
-    # the emails task hashes these tokens: its view is this one
-    assert load_task("emails").view(lure) == email_intent_view(lure)
+    # the emails task hashes these tokens (and the link signs after them)
+    assert load_task("emails").view(lure).startswith(email_intent_view(lure) + " __link_")
+
+
+def test_email_signals_add_each_link_hosts_url_signs_and_leave_the_teachers_prompt_alone():
+    from smallworld.tasks import load_task
+    from smallworld.tasks.mail import email_intent_view, email_signals_view
+
+    def links(text):
+        return {t for t in email_signals_view(text).split() if t.startswith("__link_")}
+
+    lure = ("Subject: Action required\n\nKeep your password: https://brightlane-com.sharepoint-auth-login.com/keep "
+            "or http://203.0.113.9/x and https://paypal.com.account-review.top/signin")
+    assert {"__link_hyphenated_host__", "__link_account_words__", "__link_ip_host__", "__link_cheap_tld__",
+            "__link_brand_outside_domain__"} <= links(lure)
+    real = ("Subject: Your PayPal receipt\n\nYou sent $24.00. View the details at "
+            "https://www.paypal.com/myaccount/transactions or https://github.com/settings")
+    assert links(real) == set()
+    assert links("Subject: lunch\n\nsee you at noon") == set()
+    # the signals are the student's: the teacher reads the same prompt as under email_intent (its cache holds)
+    sig = load_task("emails")  # the built-in task's view
+    assert sig.normaliser == "email_signals" and sig.normalise(lure).startswith(email_intent_view(lure) + " __link_")
+    assert sig.prompt_view(lure) == email_intent_view(lure)

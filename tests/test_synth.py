@@ -1,6 +1,7 @@
 """Synthetic data: taxonomy, filters on real rows, generation through a real llama.cpp server, and mixing."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,6 +220,11 @@ def test_entries_are_chosen_by_id_label_or_group(tmp_path):
     assert len(both) == len(grp) + 1 and both[0].id == "T1003.001"  # the taxonomy's order
     with pytest.raises(SmallworldError, match="unknown taxonomy entries or groups.*endpoint-benin"):
         choose_entries(cmd, ents, ids="endpoint-benin")
+    # a group spans the built-in taxonomy and a --taxonomy file (the extra entries come after the built-ins)
+    extra = load_taxonomy(cmd, [str(Path(__file__).parent.parent / "bench/tasks/endpoint_attacks.toml")])
+    atk = choose_entries(cmd, extra, ids="endpoint-attacks")
+    assert [e.id for e in atk[:2]] == ["office-parent-attacks", "lolbins-full-path"] and len(atk) == 6
+    assert {e.label for e in atk} == {"malicious"} and len(choose_entries(cmd, ents, ids="endpoint-attacks")) == 2
     bad = tmp_path / "tax.toml"
     bad.write_text('[[entry]]\nid = "x"\nname = "X"\nlabel = "benign"\nhint = "h"\ngroups = "one"\n')
     with pytest.raises(SmallworldError, match="groups must be a list"):

@@ -64,7 +64,8 @@ class Model:
         self.model, self.header = modelfile.load(model_dir)
         t = self.header.get("task")
         try:
-            self.task = Task.from_dict(t) if isinstance(t, dict) else None
+            # a model.json from before views were versioned was written for version 1 of its view
+            self.task = Task.from_dict({"view_version": 1, **t}) if isinstance(t, dict) else None
         except SmallworldError as e:
             raise ModelFileError(f"{model_dir}/model.json: invalid task definition: {e}") from None
         self.labels = tuple(self.header["labels"])

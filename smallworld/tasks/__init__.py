@@ -48,6 +48,12 @@ def _norm_email_intent(text: str) -> str:
     return email_intent_view(text)
 
 
+def _norm_email_signals(text: str) -> str:
+    from .mail import email_signals_view
+
+    return email_signals_view(text)
+
+
 def _norm_url(text: str) -> str:
     from .url import url_view
 
@@ -73,10 +79,13 @@ def _clean_cmdline(text: str) -> str:
 
 
 NORMALISERS = {"none": _norm_none, "lower": _norm_lower, "email": _norm_email, "email_view": _norm_email_view,
-               "email_intent": _norm_email_intent, "url_signals": _norm_url, "html": _norm_html, "cmdline": _norm_cmdline}
+               "email_intent": _norm_email_intent, "email_signals": _norm_email_signals, "url_signals": _norm_url, "html": _norm_html, "cmdline": _norm_cmdline}
+# Each view's version: raised when a normaliser's output changes, so that a model trained on the old view is
+# refused (retrain it) rather than scored on features it never learnt. Unlisted views are version 1.
+VIEW_VERSIONS = {"cmdline": 2}  # 2: the first program's folder and .exe dropped (docs/experiments.md)
 # What the teacher is shown, where it differs from the student's view (the student's extra feature words are
 # for hashing, not for reading).
-PROMPT_VIEWS = {"cmdline": _clean_cmdline}
+PROMPT_VIEWS = {"cmdline": _clean_cmdline, "email_signals": _norm_email_intent}
 MIN_ITEM_CHARS, MAX_ITEM_CHARS = 20, 1_000_000  # the prompt's budget for one item (see prompt.neutralise)
 
 
@@ -182,6 +191,7 @@ class Task:
             "question": self.question, "answers": dict(self.answers), "instruction": self.instruction,
             "rubric": self.rubric, "normaliser": self.normaliser, "max_item_chars": self.max_item_chars,
             "features": dict(self.features), "prompt": self.prompt, "context": list(self.context),
+            "view_version": VIEW_VERSIONS.get(self.normaliser, 1),
         }
 
     @classmethod
@@ -189,7 +199,7 @@ class Task:
         if not isinstance(d, dict):
             raise SmallworldError(f"task definition: expected a table of keys, got {type(d).__name__}")
         known = {"name", "labels", "positive", "field", "question", "answers", "instruction", "rubric",
-                 "normaliser", "max_item_chars", "features", "prompt", "context"}
+                 "normaliser", "max_item_chars", "features", "prompt", "context", "view_version"}
         unknown = set(d) - known
         if unknown:
             raise SmallworldError(f"task definition: unknown keys {sorted(map(str, unknown))}")
@@ -223,9 +233,14 @@ class Task:
         mic = d.get("max_item_chars", 600)
         if isinstance(mic, bool) or not isinstance(mic, int):
             raise SmallworldError(f"task definition: 'max_item_chars' must be an integer, not {type(mic).__name__}")
+        norm = text("normaliser", "none")
+        vv = d.get("view_version", VIEW_VERSIONS.get(norm, 1))
+        if vv != VIEW_VERSIONS.get(norm, 1):
+            raise SmallworldError(f"trained on version {vv!r} of the {norm!r} view; this smallworld has version "
+                                  f"{VIEW_VERSIONS.get(norm, 1)} (its features changed): retrain the model")
         return cls(name=text("name"), labels=tuple(labels), positive=text("positive"), field=text("field", "Item"),
                    question=text("question", "Label"), answers=dict(answers), instruction=text("instruction", ""),
-                   rubric=rubric, normaliser=text("normaliser", "none"), max_item_chars=mic,
+                   rubric=rubric, normaliser=norm, max_item_chars=mic,
                    features=dict(feats), prompt=text("prompt", "hybrid"), context=tuple(ctx))
 
 

@@ -71,7 +71,7 @@ def clean(text: str) -> str:
 # -- behaviour ---------------------------------------------------------------------------------------------
 _SEGMENT = re.compile(r"\|\||&&|(?<![\\>&<0-9])[|;&](?![>&])|\n|\$\(|`")
 _PROG = re.compile(r"""^\s*(?:\(|\{|!|sudo\s+(?:-[ugCDhprT]\s+\S+\s+|-\S+\s+)*|start\s+(?:"[^"]*"\s+)?|call\s+|exec\s+|nohup\s+|env\s+(?:\w+=\S*\s+)*|
-                       time\s+|nice\s+(?:-n\s*-?\d+\s+)?|\w+=\S*\s+)*(?:"([^"]+)"|'([^']+)'|((?:[A-Za-z]:)?[^\s"'|;&<>()]+))""", re.X)
+                       time\s+|nice\s+(?:-n\s*-?\d+\s+)?|\w+=\S*\s+)*(?:"([^"]+)"|'([^']+)'|((?:[A-Za-z]:)?(?:<user>|[^\s"'|;&<>()])+))""", re.X)
 _INTERP = {"sh", "bash", "zsh", "dash", "ksh", "python", "python2", "python3", "perl", "ruby", "php", "node", "iex",
            "powershell", "pwsh", "cmd", "invoke-expression", "lua", "tclsh", "sudo"}
 _B64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
@@ -164,8 +164,22 @@ def behaviour(text: str) -> list[str]:
 # differs between corpora: tldr's benign "path/to/file", GTFOBins' malicious "/path/to/input-file") and the
 # sigil of variable references ("$" marks PowerShell in the attack corpora and plain shell scripts elsewhere).
 _STUDENT_DROP = re.compile(r"<(?:path|arg)>|\$(?=[{(\w])")
+# The folder of the program a line starts with: endpoints log "C:\Windows\system32\rundll32.exe" where documentation
+# writes "rundll32", for attacks and background alike; the path class words keep where it lived.
+_LEAD_IMAGE = re.compile(r"""^\s*(?:"([^"]*)"|((?:[A-Za-z]:|\\\\)[^"]*?\.(?:exe|com|bat|cmd))(?=\s|$)|(\S+))""", re.I)
+
+
+def _lead_program(t: str) -> str:
+    """``t`` with its first program's folder (and ``.exe``) dropped: ``"C:\\...\\x.exe" /s`` -> ``x /s``; an
+    unquoted image path with spaces (``C:\\Program Files\\...\\x.exe``) is read up to its extension."""
+    m = _LEAD_IMAGE.match(t)
+    if not m:
+        return t
+    tok = m.group(1) if m.group(1) is not None else m.group(2) or m.group(3)
+    name = re.split(r"[\\/]", tok)[-1] or tok
+    return re.sub(r"(?i)\.exe$", "", name) + t[m.end():]
 
 
 def cmdline_view(text: str) -> str:
     """The student's view: the cleaned command line without placeholder tokens, then its behaviour words."""
-    return _STUDENT_DROP.sub("", clean(text)) + " ## " + " ".join(behaviour(text))
+    return _lead_program(_STUDENT_DROP.sub("", clean(text))) + " ## " + " ".join(behaviour(text))

@@ -118,9 +118,10 @@ def message_row(raw: bytes, rid: str) -> dict:
     return {"id": rid, "text": f"Subject: {f['subject']}\n{body}", "meta": meta}
 
 
-def email_view(text: str, intent: bool = False) -> str:
+def email_view(text: str, intent: bool = False, link_signals: bool = False) -> str:
     """The corpora's tokenised form, cut to subject + start + links, with link feature tokens (and, with
-    ``intent``, the intent tokens of :func:`intent_tokens`)."""
+    ``intent``, the intent tokens of :func:`intent_tokens`; with ``link_signals``, the URL view's signs for each
+    link's host, :func:`link_tokens`)."""
     toks = _TOKEN.findall(text.lower())
     norm = " ".join(toks)
     links = [m.group(1).replace(" ", "") for m in _TOK_URL.finditer(norm)]
@@ -134,6 +135,8 @@ def email_view(text: str, intent: bool = False) -> str:
         feats.append("__many_link_domains__")
     if intent:
         feats += intent_tokens(norm, doms)
+    if link_signals:
+        feats += link_tokens(doms)
     if len(toks) > VIEW_TOKENS + 50:
         norm = " ".join(toks[:VIEW_TOKENS]) + " … " + " ".join(doms[:10])
     return norm + " " + " ".join(feats)
@@ -142,6 +145,22 @@ def email_view(text: str, intent: bool = False) -> str:
 def email_intent_view(text: str) -> str:
     """The ``email_intent`` normaliser: :func:`email_view` with intent tokens."""
     return email_view(text, intent=True)
+
+
+def email_signals_view(text: str) -> str:
+    """The ``email_signals`` normaliser: :func:`email_intent_view` with each link host's URL signs."""
+    return email_view(text, intent=True, link_signals=True)
+
+
+def link_tokens(doms: list[str]) -> list[str]:
+    """The ``url_signals`` signs (:func:`smallworld.tasks.url.url_tokens`) of a message's link hosts, once each,
+    as ``__link_<sign>__``: an IP or punycode host, free hosting, a shortener, a brand outside the registered
+    domain or in a hyphenated one, account words, deep subdomains, a hyphenated host, a cheap TLD. What a link's
+    host says carries across writers and eras; the words around it do not."""
+    from .url import url_tokens
+
+    seen = dict.fromkeys(t for d in doms for t in url_tokens(d))
+    return ["__link_" + t.strip("_") + "__" for t in seen]
 
 
 # What a message asks the reader to do, how it presses, and whether the brands it names match where its links
