@@ -157,9 +157,10 @@ def test_a_model_trained_on_an_older_view_is_refused_not_scored_on_other_feature
     from smallworld.tasks import Task
 
     d = load_task("cmdlines").to_dict()
-    assert d["view_version"] == 2 and Task.from_dict(d) == load_task("cmdlines")
+    assert d["view_version"] == {"cmdline": 2} and Task.from_dict(d) == load_task("cmdlines")
     with pytest.raises(SmallworldError, match="version 1 of the 'cmdline' view.*retrain"):
-        Task.from_dict({**d, "view_version": 1})
+        Task.from_dict({**d, "view_version": {"cmdline": 1}})
+    assert Task.from_dict({**d, "normaliser": "none"}).normaliser == "none"  # another view's entry is not checked
     smallworld.train(task="cmdlines", labelled=str(Path(__file__).resolve().parents[1] / "smallworld/examples/cmdlines_seed.jsonl"), teacher=None,
                      out=str(tmp_path / "m"), progress=False)
     assert len(smallworld.load(tmp_path / "m").predict(["ls -la"])) == 1

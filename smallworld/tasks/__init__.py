@@ -191,7 +191,7 @@ class Task:
             "question": self.question, "answers": dict(self.answers), "instruction": self.instruction,
             "rubric": self.rubric, "normaliser": self.normaliser, "max_item_chars": self.max_item_chars,
             "features": dict(self.features), "prompt": self.prompt, "context": list(self.context),
-            "view_version": VIEW_VERSIONS.get(self.normaliser, 1),
+            "view_version": {self.normaliser: VIEW_VERSIONS.get(self.normaliser, 1)},
         }
 
     @classmethod
@@ -234,10 +234,13 @@ class Task:
         if isinstance(mic, bool) or not isinstance(mic, int):
             raise SmallworldError(f"task definition: 'max_item_chars' must be an integer, not {type(mic).__name__}")
         norm = text("normaliser", "none")
-        vv = d.get("view_version", VIEW_VERSIONS.get(norm, 1))
-        if vv != VIEW_VERSIONS.get(norm, 1):
-            raise SmallworldError(f"trained on version {vv!r} of the {norm!r} view; this smallworld has version "
-                                  f"{VIEW_VERSIONS.get(norm, 1)} (its features changed): retrain the model")
+        vv = d.get("view_version", {})  # {normaliser: version}: the entry for another normaliser is not this view's
+        if not isinstance(vv, dict):
+            raise SmallworldError("task definition: 'view_version' must be a table of normaliser = version")
+        cur = VIEW_VERSIONS.get(norm, 1)
+        if vv.get(norm, cur) != cur:
+            raise SmallworldError(f"trained on version {vv[norm]!r} of the {norm!r} view; this smallworld has version "
+                                  f"{cur} (its features changed): retrain the model")
         return cls(name=text("name"), labels=tuple(labels), positive=text("positive"), field=text("field", "Item"),
                    question=text("question", "Label"), answers=dict(answers), instruction=text("instruction", ""),
                    rubric=rubric, normaliser=norm, max_item_chars=mic,
