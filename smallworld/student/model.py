@@ -65,8 +65,9 @@ class Model:
         t = self.header.get("task")
         try:
             # a model.json from before views were versioned was written for version 1 of its view
-            if isinstance(t, dict) and "view_version" not in t and isinstance(t.get("normaliser", "none"), str):
-                t = {**t, "view_version": {t.get("normaliser", "none"): 1}}
+            norm = t.get("normaliser", "none") if isinstance(t, dict) else None
+            if isinstance(norm, str) and "view_version" not in t:
+                t = {**t, "view_version": {norm: 1}}
             self.task = Task.from_dict(t) if isinstance(t, dict) else None
         except SmallworldError as e:
             raise ModelFileError(f"{model_dir}/model.json: invalid task definition: {e}") from None

@@ -79,7 +79,8 @@ def _clean_cmdline(text: str) -> str:
 
 
 NORMALISERS = {"none": _norm_none, "lower": _norm_lower, "email": _norm_email, "email_view": _norm_email_view,
-               "email_intent": _norm_email_intent, "email_signals": _norm_email_signals, "url_signals": _norm_url, "html": _norm_html, "cmdline": _norm_cmdline}
+               "email_intent": _norm_email_intent, "email_signals": _norm_email_signals, "url_signals": _norm_url,
+               "html": _norm_html, "cmdline": _norm_cmdline}
 # Each view's version: raised when a normaliser's output changes, so that a model trained on the old view is
 # refused (retrain it) rather than scored on features it never learnt. Unlisted views are version 1.
 VIEW_VERSIONS = {"cmdline": 2}  # 2: the first program's folder and .exe dropped (docs/experiments.md)

@@ -175,7 +175,7 @@ def _lead_program(t: str) -> str:
     m = _LEAD_IMAGE.match(t)
     if not m:
         return t
-    tok = m.group(1) if m.group(1) is not None else m.group(2) or m.group(3)
+    tok = next(g for g in m.groups() if g is not None)
     name = re.split(r"[\\/]", tok)[-1] or tok
     return re.sub(r"(?i)\.exe$", "", name) + t[m.end():]
 

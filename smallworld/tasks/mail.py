@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 from .page import BRANDS, free_hosted, parse_html, registered
+from .url import url_tokens
 
 _URL = re.compile(r"https?://[^\s<>\"')\]]+", re.I)
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -157,8 +158,6 @@ def link_tokens(doms: list[str]) -> list[str]:
     as ``__link_<sign>__``: an IP or punycode host, free hosting, a shortener, a brand outside the registered
     domain or in a hyphenated one, account words, deep subdomains, a hyphenated host, a cheap TLD. What a link's
     host says carries across writers and eras; the words around it do not."""
-    from .url import url_tokens
-
     seen = dict.fromkeys(t for d in doms for t in url_tokens(d))
     return ["__link_" + t.strip("_") + "__" for t in seen]
 
