@@ -3,7 +3,7 @@ lacks.
 
     .venv/bin/python bench/selection_curves.py --task urls --data ../shared/data \
         [--budgets 250,500,750,1000,1500] [--strategies random,uncertainty,cluster,...] [--seeds 0,1,2] \
-        [--rounds 1] [--out docs/figures/selection_urls.json] [--plot docs/figures/selection_urls.png]
+        [--rounds 1] [--pseudo-label 0] [--alpha 1] [--out docs/figures/selection_urls.json] [--plot docs/figures/selection_urls.png]
 
 Per task: a 500-row stratified seed of `train` (sample seed 0, fixed so the teacher's prompts, and so its
 cached answers, are shared by every run), the task's default prompt, and `telemetry` as the unlabelled pool.
@@ -59,16 +59,18 @@ def prepare(task_name: str, data: str, seed_size: int, holdback: bool, work: Pat
 
 
 def run_one(task_name: str, sets: dict, strategy: str, budget: int, sel_seed: int, rounds: int, cache: str | None,
-            work: Path, prompt: str | None = None) -> dict:
+            work: Path, prompt: str | None = None, pseudo: int = 0, alpha: float = 1.0) -> dict:
     cfg = TrainConfig(task=task_name, labelled=sets["seed"], unlabelled=[sets["pool"]], prompt=prompt,
                       out=str(work / f"run-{strategy}-{budget}-{sel_seed}"), budget=budget, strategy=strategy,
-                      rounds=rounds, seed=sel_seed, teacher_eval=0, progress=False, cache=cache)
+                      rounds=rounds, seed=sel_seed, teacher_eval=0, progress=False, cache=cache, pseudo_label=pseudo,
+                      alpha=alpha)
     t0 = time.perf_counter()
     tr = Trainer(cfg)
     tr.check_inputs()
     tr.load()
     tr.fit_seed()
     tr.teach()
+    tr.pseudo_label()
     task = tr.task
     out = {"strategy": strategy, "budget": budget, "seed": sel_seed, "rounds": rounds,
            "asked": len(tr.asked), "seconds": round(time.perf_counter() - t0, 1)}
@@ -178,6 +180,10 @@ def main() -> None:
     ap.add_argument("--strategies", default="random,uncertainty,cluster,density,mixed")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--pseudo-label", type=int, default=0, help="rounds of pseudo-labelling after the last round "
+                    "(TrainConfig.pseudo_label); the strategy's label gets +plN")
+    ap.add_argument("--alpha", type=float, default=1.0, help="weight of the seed's rows (TrainConfig.alpha); "
+                    "the strategy's label gets +aX unless 1")
     ap.add_argument("--seed-size", type=int, default=500)
     ap.add_argument("--prompt", default=None, help="the teacher's prompt (default: the task's)")
     ap.add_argument("--cache", default=None, help="teacher cache (default: the user cache)")
@@ -197,10 +203,11 @@ def main() -> None:
         plan.sort(key=lambda x: (x[0] != "random", -x[1] if x[0] == "random" else 0))
         for s, b, sd in plan:
             strategy, rounds = (s.split("@")[0], int(s.split("@")[1])) if "@" in s else (s, a.rounds)
-            label = s if "@" in s or a.rounds == 1 else f"{s}@{a.rounds}"
+            label = (s if "@" in s or a.rounds == 1 else f"{s}@{a.rounds}") + \
+                (f"+pl{a.pseudo_label}" if a.pseudo_label else "") + (f"+a{a.alpha:g}" if a.alpha != 1.0 else "")
             if (label, b, sd, rounds) in done:
                 continue
-            r = run_one(a.task, sets, strategy, b, sd, rounds, a.cache, work, a.prompt)
+            r = run_one(a.task, sets, strategy, b, sd, rounds, a.cache, work, a.prompt, a.pseudo_label, a.alpha)
             r["strategy"] = label
             results.append(r)
             print(json.dumps(r), file=sys.stderr, flush=True)

@@ -86,6 +86,8 @@ def train(
     targets: str = _choice("raw", C.TARGETS, "--targets", "what the student learns on teacher rows (combined: teacher + seed-only student)"),
     confidence_weight: bool = typer.Option(False, "--confidence-weight", help="weight teacher rows by confidence"),
     agreement_weight: bool = typer.Option(False, "--agreement-weight", help="weight teacher rows by the share of the prompt ensemble's members that agree"),
+    pseudo_label: int = typer.Option(0, "--pseudo-label", help="rounds of pseudo-labelling (self-training): the student labels the unasked unlabelled rows itself and learns them"),
+    pseudo_weight: float = typer.Option(1.0, "--pseudo-weight", help="weight of a row the student labelled itself"),
     noisy: str = _choice("downweight", C.NOISY, "--noisy", "seed rows a confident teacher contradicts"),
     noisy_check: int = typer.Option(0, "--noisy-check", help="extra seed rows the teacher checks for label noise"),
     noisy_teacher_only: bool = typer.Option(False, "--noisy-teacher-only", help="flag labels the teacher contradicts even if the cross-validated student agrees with them"),
@@ -108,7 +110,8 @@ def train(
                           calibration=calibration, teacher_eval=teacher_eval, shots=shots, prompt=prompt, rubric=rubric,
                           combine_rule=combine_rule, holdout_sources=list(holdout_source), seed_size=seed_size, alpha=alpha, beta=beta,
                           temperature=temperature, targets=targets, confidence_weight=confidence_weight,
-                          agreement_weight=agreement_weight, noisy=noisy,
+                          agreement_weight=agreement_weight, pseudo_label=pseudo_label,
+                          pseudo_weight=pseudo_weight, noisy=noisy,
                           noisy_check=noisy_check, noisy_needs_student=not noisy_teacher_only, seed=seed, on_error=on_error,
                           student=student)
         m = run_train(cfg)

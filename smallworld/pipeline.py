@@ -77,6 +77,10 @@ class TrainConfig:
     rounds: int = 1
     round_sizes: list[int] = field(default_factory=list)  # explicit calls per round (overrides budget/rounds)
     inherit_weight: float = 0.5  # weight of a near-duplicate that inherits its representative's answer
+    pseudo_label: int = 0        # rounds of self-training on the unlabelled rows the teacher was not asked about
+    pseudo_weight: float = 1.0       # weight of a row labelled by the student itself
+    pseudo_temperature: float = 0.5  # the student's own probabilities sharpened by this before it learns them
+    pseudo_max: int = 20000  # unasked rows (a random sample) the student labels itself
     l2: float = 1e-4
     seed: int = 0
     on_error: str = "raise"
@@ -97,6 +101,10 @@ class TrainConfig:
             raise SmallworldError("--seed-size must be at least 2")
         if self.rounds < 1:
             raise SmallworldError("--rounds must be at least 1")
+        if not isinstance(self.pseudo_label, int) or self.pseudo_label < 0 or self.pseudo_max < 0:
+            raise SmallworldError("--pseudo-label and pseudo_max must be whole numbers (0 or more)")
+        if self.pseudo_weight < 0 or self.pseudo_temperature <= 0:
+            raise SmallworldError("--pseudo-weight must be 0 or more and pseudo_temperature positive")
         if self.round_sizes:
             if any(int(b) < 1 for b in self.round_sizes):
                 raise SmallworldError("--round-sizes must be positive integers")
@@ -331,10 +339,11 @@ def fit_distilled(task: Task, cfg: TrainConfig, seed_texts: list[str], Y_seed: n
     return LinearStudent(task.labels, dict(task.features), l2=cfg.l2).fit(allt, np.vstack(T), np.concatenate(W))
 
 
-def _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw, A, inherit) -> LinearStudent:
-    """The distilled student from the seed and every teacher answer so far (plus inherited near-duplicates);
-    ``targets(P_raw, asked)`` maps the teacher's raw answers to what the student learns; ``A`` is the prompt
-    ensemble's agreement per answer (a weight with ``agreement_weight``)."""
+def _teacher_rows(task, cfg, targets, unl, asked, P_raw, A, inherit) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The teacher's rows as the student learns them: (views, targets, weights) of every usable answer so far
+    and of the near-duplicates that inherit one; ``targets(P_raw, asked)`` maps the teacher's raw answers to
+    what the student learns; ``A`` is the prompt ensemble's agreement per answer (a weight with
+    ``agreement_weight``)."""
     P = targets(P_raw, asked)
     ok = ~np.isnan(P).any(axis=1)
     texts = [task.view(unl[i]) for i, k in zip(asked, ok) if k]
@@ -346,7 +355,28 @@ def _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw, A, i
         texts += [task.view(unl[m]) for m, _ in inh]
         Pt = np.vstack([Pt, P[[j for _, j in inh]]])
         w = np.concatenate([w, cfg.inherit_weight * a[[j for _, j in inh]]])
-    return fit_distilled(task, cfg, seed_texts, Y_s, w_s, texts, Pt, w)
+    return texts, Pt, w
+
+
+def _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw, A, inherit) -> LinearStudent:
+    """The distilled student from the seed and every teacher answer so far (plus inherited near-duplicates)."""
+    return fit_distilled(task, cfg, seed_texts, Y_s, w_s, *_teacher_rows(task, cfg, targets, unl, asked, P_raw, A,
+                                                                          inherit))
+
+
+def fit_pseudo_labelled(task: Task, cfg: TrainConfig, student, seed_texts: list[str], Y_s: np.ndarray, w_s: np.ndarray,
+               teacher_rows: tuple[list[str], np.ndarray, np.ndarray], texts: list[str]):
+    """Pseudo-labelling (self-training): ``cfg.pseudo_label`` times, the student labels ``texts`` (unlabelled rows
+    the teacher was not asked about, already in the student's view), its probabilities sharpened by
+    ``pseudo_temperature``, and is refitted on the seed, the teacher's rows and these (weight
+    ``pseudo_weight``). What it adds is the unlabelled data's own vocabulary: n-grams that never met a
+    teacher answer get weight from the ones that did (measured on `telemetry` in docs/benchmarks.md)."""
+    tt, Pt, wt = teacher_rows
+    w = np.concatenate([wt, np.full(len(texts), cfg.pseudo_weight)])
+    for _ in range(cfg.pseudo_label if len(texts) and len(Pt) else 0):
+        Q = calibrate.sharpen(student.predict_proba(texts), cfg.pseudo_temperature)
+        student = fit_distilled(task, cfg, seed_texts, Y_s, w_s, tt + texts, np.vstack([Pt, Q]), w)
+    return student
 
 
 class Trainer:
@@ -371,6 +401,7 @@ class Trainer:
         self.P_raw_asked = np.zeros((0, nl))
         self.A_asked = np.zeros(0)                  # the prompt ensemble's agreement on each answer (1.0: one prompt)
         self.inherit: list[tuple[int, int]] = []    # (member index, position in asked of its representative)
+        self.pseudo_labelled = 0                    # unasked rows the student labelled itself (pseudo_label)
         self.cal = self.comb = None
         self.metrics: dict = {}
 
@@ -381,6 +412,7 @@ class Trainer:
         self.fit_seed()
         if self.cfg.teacher:
             self.teach()
+            self.pseudo_label()
         self.evaluate()
         self.timings["total"] = time.perf_counter() - t
         return self.save()
@@ -514,6 +546,24 @@ class Trainer:
             noisy[r["id"]] = p
         self.Y_s, self.w_s = _noisy_handling(cfg, self.seed_rows, self.Y_seed, self.w_seed, noisy)  # seed rows only
 
+    def pseudo_label(self) -> None:
+        """The distilled student labels (a sample of) the unlabelled rows the teacher was not asked about and
+        learns them too, ``pseudo_label`` times (:func:`fit_pseudo_labelled`)."""
+        cfg, task, t0 = self.cfg, self.task, time.perf_counter()
+        taken = set(self.asked) | {m for m, _ in self.inherit}
+        rest = [i for i in range(len(self.unl)) if i not in taken] if cfg.pseudo_label else []
+        rest = [rest[j] for j in calibrate.sample_idx(len(rest), cfg.pseudo_max, cfg.seed + 5)]
+        if not rest:
+            return
+        rows = _teacher_rows(task, cfg, self.targets, self.unl, self.asked, self.P_raw_asked, self.A_asked,
+                             self.inherit)
+        self.distilled = fit_pseudo_labelled(task, cfg, self.distilled, self.seed_texts, self.Y_s, self.w_s, rows,
+                                             [task.view(self.unl[i]) for i in rest])
+        self.pseudo_labelled = len(rest) if len(rows[1]) else 0
+        self.timings["pseudo_label"] = time.perf_counter() - t0
+        info(f"pseudo-labelling: the student labelled {self.pseudo_labelled} unasked rows itself, "
+             f"{cfg.pseudo_label} round(s)")
+
     def targets(self, P_raw: np.ndarray, idx: list[int]) -> np.ndarray:
         """What the student learns from the teacher's raw answers for unlabelled rows ``idx``."""
         if self.cfg.targets == "calibrated":
@@ -612,7 +662,8 @@ class Trainer:
         meta = {"task": task.to_dict(), "thresholds": self.thresholds,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "trained_on": {"seed_rows": len(self.seed_rows), "synthetic_rows": len(self.synthetic),
-                               "teacher_rows": n_teacher, "inherited_rows": len(self.inherit)}}
+                               "teacher_rows": n_teacher, "inherited_rows": len(self.inherit),
+                               "pseudo_labelled_rows": self.pseudo_labelled}}
         modelfile.save(self.distilled, out, meta)
         modelfile.save(self.seed_only, out / "seed_only",
                        meta | {"trained_on": {"seed_rows": len(self.seed_rows), "teacher_rows": 0}})
@@ -621,7 +672,7 @@ class Trainer:
         manifest = {"smallworld": __import__("smallworld").__version__, "config": asdict(cfg), "inputs": inputs,
                     "counts": {"seed": len(self.seed_rows), "synthetic": len(self.synthetic), "unlabelled": len(unl),
                                "chosen": len(self.asked), "teacher_labelled": n_teacher, "inherited": len(self.inherit),
-                               "dev": len(self.dev), "heldout": len(self.heldout),
+                               "pseudo_labelled": self.pseudo_labelled, "dev": len(self.dev), "heldout": len(self.heldout),
                                "disagreements": len(self.disagreements), "skipped_rows": self.stats.skipped,
                                "skipped_reasons": self.stats.reasons},
                     "teacher": self.teacher_info, "metrics": self.metrics, "thresholds": self.thresholds,

@@ -37,7 +37,8 @@ SECTIONS: dict[str, dict[str, str]] = {
         "prompt", "rubric", "combine_rule")}},
     "train": {k: k for k in ("alpha", "beta", "temperature", "targets", "confidence_weight", "agreement_weight", "noisy",
                              "noisy_threshold", "noisy_check", "noisy_needs_student", "inherit_weight", "l2", "seed",
-                             "student")},
+                             "student", "pseudo_label", "pseudo_weight", "pseudo_temperature",
+                             "pseudo_max")},
 }
 REPORT_KEYS = {"enabled": True, "cpu_price_per_hour": 0.05}
 TOP_KEYS = ("task", "out", *SECTIONS, "report")
@@ -321,6 +322,10 @@ _NOTES = {
     "noisy": "rows a confident teacher contradicts: keep, drop, relabel or downweight",
     "noisy_check": "extra seed rows the teacher checks for label noise",
     "student": "linear (hashed n-grams) or cnn (character CNN, ONNX)",
+    "pseudo_label": "rounds of pseudo-labelling (self-training): the student labels the unlabelled rows the teacher was not asked about",
+    "pseudo_weight": "weight of a row the student labelled itself",
+    "pseudo_temperature": "the student's own probabilities sharpened by this (<1) before it learns them",
+    "pseudo_max": "at most this many unasked rows (a random sample) are labelled by the student",
 }
 
 
