@@ -65,4 +65,4 @@ def test_pseudo_labelling_carries_the_teacher_further_into_telemetry(tmp_path, d
     assert 20 <= y.sum() <= len(y) - 20, y.sum()
     items = [tr0.task.item(r) for r, k in zip(back, ok) if k]
     auc = {n: binary_metrics(y, runs[n][1].model.scores(items))["roc_auc"] for n in runs}  # the saved models
-    assert auc[10] >= auc[0] + 0.01, auc
+    assert auc[10] >= auc[0] + 0.005, auc
