@@ -364,16 +364,17 @@ def _fit_round(task, cfg, targets, seed_texts, Y_s, w_s, unl, asked, P_raw, A, i
                                                                           inherit))
 
 
-def fit_pseudo_labelled(task: Task, cfg: TrainConfig, student, seed_texts: list[str], Y_s: np.ndarray, w_s: np.ndarray,
-               teacher_rows: tuple[list[str], np.ndarray, np.ndarray], texts: list[str]):
+def fit_pseudo_labelled(task: Task, cfg: TrainConfig, student, seed_texts: list[str], Y_s: np.ndarray,
+                        w_s: np.ndarray, teacher_rows: tuple[list[str], np.ndarray, np.ndarray], texts: list[str]):
     """Pseudo-labelling (self-training): ``cfg.pseudo_label`` times, the student labels ``texts`` (unlabelled rows
     the teacher was not asked about, already in the student's view), its probabilities sharpened by
     ``pseudo_temperature``, and is refitted on the seed, the teacher's rows and these (weight
-    ``pseudo_weight``). What it adds is the unlabelled data's own vocabulary: n-grams that never met a
-    teacher answer get weight from the ones that did (measured on `telemetry` in docs/benchmarks.md)."""
+    ``pseudo_weight``); the caller gives it at least one teacher row and one text. What it adds is the unlabelled
+    data's own vocabulary: n-grams that never met a teacher answer get weight from the ones that did (measured
+    on `telemetry` in docs/benchmarks.md)."""
     tt, Pt, wt = teacher_rows
     w = np.concatenate([wt, np.full(len(texts), cfg.pseudo_weight)])
-    for _ in range(cfg.pseudo_label if len(texts) and len(Pt) else 0):
+    for _ in range(cfg.pseudo_label):
         Q = calibrate.sharpen(student.predict_proba(texts), cfg.pseudo_temperature)
         student = fit_distilled(task, cfg, seed_texts, Y_s, w_s, tt + texts, np.vstack([Pt, Q]), w)
     return student
@@ -550,16 +551,18 @@ class Trainer:
         """The distilled student labels (a sample of) the unlabelled rows the teacher was not asked about and
         learns them too, ``pseudo_label`` times (:func:`fit_pseudo_labelled`)."""
         cfg, task, t0 = self.cfg, self.task, time.perf_counter()
-        taken = set(self.asked) | {m for m, _ in self.inherit}
-        rest = [i for i in range(len(self.unl)) if i not in taken] if cfg.pseudo_label else []
-        rest = [rest[j] for j in calibrate.sample_idx(len(rest), cfg.pseudo_max, cfg.seed + 5)]
-        if not rest:
+        if not cfg.pseudo_label:
             return
+        taken = set(self.asked) | {m for m, _ in self.inherit}
+        rest = [i for i in range(len(self.unl)) if i not in taken]
+        rest = [rest[j] for j in calibrate.sample_idx(len(rest), cfg.pseudo_max, cfg.seed + 5)]
         rows = _teacher_rows(task, cfg, self.targets, self.unl, self.asked, self.P_raw_asked, self.A_asked,
                              self.inherit)
+        if not rest or not len(rows[1]):  # nothing to label, or no teacher answer to learn from
+            return
         self.distilled = fit_pseudo_labelled(task, cfg, self.distilled, self.seed_texts, self.Y_s, self.w_s, rows,
                                              [task.view(self.unl[i]) for i in rest])
-        self.pseudo_labelled = len(rest) if len(rows[1]) else 0
+        self.pseudo_labelled = len(rest)
         self.timings["pseudo_label"] = time.perf_counter() - t0
         info(f"pseudo-labelling: the student labelled {self.pseudo_labelled} unasked rows itself, "
              f"{cfg.pseudo_label} round(s)")
