@@ -31,7 +31,7 @@ import numpy as np
 
 from smallworld import data as D
 from smallworld import evaluate as E
-from smallworld.pipeline import TrainConfig, Trainer, stratified_sample
+from smallworld.pipeline import TrainConfig, Trainer, resolve_task_defaults, stratified_sample
 from smallworld.tasks import load_task
 
 HERE = Path(__file__).parent
@@ -59,7 +59,7 @@ def prepare(task_name: str, data: str, seed_size: int, holdback: bool, work: Pat
 
 
 def run_one(task_name: str, sets: dict, strategy: str, budget: int, sel_seed: int, rounds: int, cache: str | None,
-            work: Path, prompt: str | None = None, pseudo: int = 0, alpha: float = 1.0) -> dict:
+            work: Path, prompt: str | None = None, pseudo: int | None = None, alpha: float | None = None) -> dict:
     cfg = TrainConfig(task=task_name, labelled=sets["seed"], unlabelled=[sets["pool"]], prompt=prompt,
                       out=str(work / f"run-{strategy}-{budget}-{sel_seed}"), budget=budget, strategy=strategy,
                       rounds=rounds, seed=sel_seed, teacher_eval=0, progress=False, cache=cache, pseudo_label=pseudo,
@@ -180,16 +180,17 @@ def main() -> None:
     ap.add_argument("--strategies", default="random,uncertainty,cluster,density,mixed")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--pseudo-label", type=int, default=0, help="rounds of pseudo-labelling after the last round "
-                    "(TrainConfig.pseudo_label); the strategy's label gets +plN")
-    ap.add_argument("--alpha", type=float, default=1.0, help="weight of the seed's rows (TrainConfig.alpha); "
-                    "the strategy's label gets +aX unless 1")
+    ap.add_argument("--pseudo-label", type=int, default=None, help="rounds of pseudo-labelling after the last round "
+                    "(TrainConfig.pseudo_label; default: the task's); the strategy's label gets +plN unless 0")
+    ap.add_argument("--alpha", type=float, default=None, help="weight of the seed's rows (TrainConfig.alpha; default: "
+                    "the task's); the strategy's label gets +aX unless 1")
     ap.add_argument("--seed-size", type=int, default=500)
     ap.add_argument("--prompt", default=None, help="the teacher's prompt (default: the task's)")
     ap.add_argument("--cache", default=None, help="teacher cache (default: the user cache)")
     ap.add_argument("--out", default=None, help="JSON file for every run and the summary")
     ap.add_argument("--plot", default=None, help="PNG of the curves (key: the first hand-written set)")
     a = ap.parse_args()
+    eff = resolve_task_defaults(argparse.Namespace(alpha=a.alpha, pseudo_label=a.pseudo_label), load_task(a.task).train)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sets = prepare(a.task, a.data, a.seed_size, True, work)
@@ -204,7 +205,7 @@ def main() -> None:
         for s, b, sd in plan:
             strategy, rounds = (s.split("@")[0], int(s.split("@")[1])) if "@" in s else (s, a.rounds)
             label = (s if "@" in s or a.rounds == 1 else f"{s}@{a.rounds}") + \
-                (f"+pl{a.pseudo_label}" if a.pseudo_label else "") + (f"+a{a.alpha:g}" if a.alpha != 1.0 else "")
+                (f"+pl{eff.pseudo_label}" if eff.pseudo_label else "") + (f"+a{eff.alpha:g}" if eff.alpha != 1.0 else "")
             if (label, b, sd, rounds) in done:
                 continue
             r = run_one(a.task, sets, strategy, b, sd, rounds, a.cache, work, a.prompt, a.pseudo_label, a.alpha)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .choices import STRATEGIES
 from .errors import SmallworldError
-from .pipeline import TrainConfig, input_digest, sha256_file
+from .pipeline import TrainConfig, input_digest, resolve_task_defaults, sha256_file
 from .tasks import BUILTIN, load_task
 
 # config section -> {config key: TrainConfig field}
@@ -43,7 +43,8 @@ SECTIONS: dict[str, dict[str, str]] = {
 REPORT_KEYS = {"enabled": True, "cpu_price_per_hour": 0.05}
 TOP_KEYS = ("task", "out", *SECTIONS, "report")
 # fields whose default is None (or a union): the types a config may give them
-_NULLABLE = {"prompt": str, "dev": str, "teacher": str, "teacher_model": str, "cache": str, "seed_size": int}
+_NULLABLE = {"prompt": str, "dev": str, "teacher": str, "teacher_model": str, "cache": str, "seed_size": int,
+             "alpha": float, "pseudo_label": int}
 _PATHS = ("labelled", "unlabelled", "synthetic", "dev", "cache")
 
 
@@ -317,12 +318,13 @@ _NOTES = {
     "rubric": "the task's rubric in the teacher's prompt",
     "combine_rule": "teacher with seed-only student: equal (each calibrated, log-odds summed) or learned (one regression)",
     "agreement_weight": "weight teacher rows by the share of the prompt ensemble's members that agree",
-    "shots": "demonstrations per class", "alpha": "weight of given labels", "beta": "weight of teacher labels",
+    "shots": "demonstrations per class", "alpha": "weight of given labels (absent: the task's default)", "beta": "weight of teacher labels",
     "temperature": "teacher probability temperature (<1 sharpens)", "targets": "raw or calibrated",
     "noisy": "rows a confident teacher contradicts: keep, drop, relabel or downweight",
     "noisy_check": "extra seed rows the teacher checks for label noise",
     "student": "linear (hashed n-grams) or cnn (character CNN, ONNX)",
-    "pseudo_label": "rounds of pseudo-labelling (self-training): the student labels the unlabelled rows the teacher was not asked about",
+    "pseudo_label": "rounds of pseudo-labelling (self-training): the student labels the unlabelled rows the teacher was "
+                    "not asked about (absent: the task's default)",
     "pseudo_weight": "weight of a row the student labelled itself",
     "pseudo_temperature": "the student's own probabilities sharpened by this (<1) before it learns them",
     "pseudo_max": "at most this many unasked rows (a random sample) are labelled by the student",
@@ -338,8 +340,10 @@ def starter_config(task: str) -> str:
         t = load_task(task)
         lines += [f"task = {_toml(task)}" + ("  # a built-in task" if task in BUILTIN else "")]
         name = t.name
+        resolve_task_defaults(d, t.train)
     else:
         name = task
+        resolve_task_defaults(d, {})
         lines += ["# A new task, defined here (the same keys as a task TOML file). Edit every line.",
                   "[task]", f"name = {_toml(task)}", '# labels: a list of names, or a table of name = "what it means" (the descriptions become the rubric)',
                   'labels = { positive_label = "what makes an item positive", negative_label = "what makes it negative" }',

@@ -91,6 +91,8 @@ MIN_ITEM_CHARS, MAX_ITEM_CHARS = 20, 1_000_000  # the prompt's budget for one it
 
 
 PROMPT_MODES = ("hybrid", "similar", "fixed", "zero")
+# training options a task may set a default for (its [train] table); a CLI flag or a run config's [train] key wins
+TRAIN_DEFAULTS = {"alpha": float, "pseudo_label": int}
 
 
 def prompt_modes(mode: str) -> list[str]:
@@ -117,6 +119,7 @@ class Task:
     features: dict = field(default_factory=dict)
     prompt: str = "hybrid"   # the teacher's default prompt: hybrid | similar | fixed | zero, or an ensemble a+b
     context: tuple = ()      # the event fields (endpoint logs) the models see beside the text: see CONTEXT_FIELDS
+    train: dict = field(default_factory=dict)  # this task's defaults for the options in TRAIN_DEFAULTS
 
     def __post_init__(self):
         if len(self.labels) < 2:
@@ -152,6 +155,15 @@ class Task:
             prompt_modes(self.prompt)
         except ValueError as e:
             raise SmallworldError(f"task {self.name!r}: {e}") from None
+        for k, v in self.train.items():
+            want = TRAIN_DEFAULTS.get(k)
+            if want is None:
+                raise SmallworldError(f"task {self.name!r}: [train] {k!r} is not an option a task sets; "
+                                      f"one of {sorted(TRAIN_DEFAULTS)}")
+            ok = isinstance(v, (int, float) if want is float else int) and not isinstance(v, bool)
+            if not ok or v < 0 or v != v or v == float("inf"):
+                raise SmallworldError(f"task {self.name!r}: [train] {k} must be a "
+                                      f"{'number' if want is float else 'whole number'} of 0 or more, not {v!r}")
         from ..student import features
 
         try:
@@ -192,7 +204,7 @@ class Task:
             "question": self.question, "answers": dict(self.answers), "instruction": self.instruction,
             "rubric": self.rubric, "normaliser": self.normaliser, "max_item_chars": self.max_item_chars,
             "features": dict(self.features), "prompt": self.prompt, "context": list(self.context),
-            "view_version": {self.normaliser: VIEW_VERSIONS.get(self.normaliser, 1)},
+            "train": dict(self.train), "view_version": {self.normaliser: VIEW_VERSIONS.get(self.normaliser, 1)},
         }
 
     @classmethod
@@ -200,7 +212,7 @@ class Task:
         if not isinstance(d, dict):
             raise SmallworldError(f"task definition: expected a table of keys, got {type(d).__name__}")
         known = {"name", "labels", "positive", "field", "question", "answers", "instruction", "rubric",
-                 "normaliser", "max_item_chars", "features", "prompt", "context", "view_version"}
+                 "normaliser", "max_item_chars", "features", "prompt", "context", "train", "view_version"}
         unknown = set(d) - known
         if unknown:
             raise SmallworldError(f"task definition: unknown keys {sorted(map(str, unknown))}")
@@ -228,6 +240,9 @@ class Task:
             raise SmallworldError("task definition: 'answers' must be a table of label = \"answer word\" strings")
         if not isinstance(feats, dict):
             raise SmallworldError("task definition: 'features' must be a table")
+        train = d.get("train", {})
+        if not isinstance(train, dict):
+            raise SmallworldError("task definition: 'train' must be a table")
         ctx = d.get("context", [])
         if not (isinstance(ctx, (list, tuple)) and all(isinstance(c, str) for c in ctx)):
             raise SmallworldError("task definition: 'context' must be a list of event field names")
@@ -245,7 +260,7 @@ class Task:
         return cls(name=text("name"), labels=tuple(labels), positive=text("positive"), field=text("field", "Item"),
                    question=text("question", "Label"), answers=dict(answers), instruction=text("instruction", ""),
                    rubric=rubric, normaliser=norm, max_item_chars=mic,
-                   features=dict(feats), prompt=text("prompt", "hybrid"), context=tuple(ctx))
+                   features=dict(feats), prompt=text("prompt", "hybrid"), context=tuple(ctx), train=dict(train))
 
 
 def load_task(name_or_path: str | Path | dict) -> Task:
