@@ -174,7 +174,8 @@ def plot(table: list[dict], key: str, path: str, title: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--task", default="urls")
+    ap.add_argument("--task", default="urls", help="a built-in task or a task TOML file (its name picks the data "
+                    "folder and the hand-written sets)")
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--budgets", default="250,500,750,1000,1500")
     ap.add_argument("--strategies", default="random,uncertainty,cluster,density,mixed")
@@ -190,10 +191,11 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON file for every run and the summary")
     ap.add_argument("--plot", default=None, help="PNG of the curves (key: the first hand-written set)")
     a = ap.parse_args()
-    eff = resolve_task_defaults(argparse.Namespace(alpha=a.alpha, pseudo_label=a.pseudo_label), load_task(a.task).train)
+    task = load_task(a.task)
+    eff = resolve_task_defaults(argparse.Namespace(alpha=a.alpha, pseudo_label=a.pseudo_label), task.train)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        sets = prepare(a.task, a.data, a.seed_size, True, work)
+        sets = prepare(task.name, a.data, a.seed_size, True, work)
         budgets = sorted({min(int(b), sets["n_pool"]) for b in a.budgets.split(",")})
         results = []
         prev = json.loads(Path(a.out).read_text())["runs"] if a.out and os.path.exists(a.out) else []

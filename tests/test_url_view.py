@@ -55,3 +55,17 @@ def test_the_view_moves_a_seed_student_toward_the_rubric(data_dir):
         p = m.predict_proba([t.normalise(u) for u in lures + own])[:, t.pos_index]
         gap.append(np.mean(p[:3]) - np.mean(p[3:]))
     assert gap[1] > gap[0]
+
+
+def test_the_teacher_reads_the_url_as_written_whatever_the_students_view():
+    """The signal tokens are for hashing: a task with the view shows the teacher the URL itself, so its prompt
+    and its cached answers are the same as the raw-text task's."""
+    from dataclasses import replace
+
+    from smallworld.tasks import load_task
+
+    raw = load_task("urls")
+    signals = replace(raw, normaliser="url_signals")
+    lure = "https://www.paypal.com.secure-account-review.top/webapps/signin"
+    assert signals.view(lure) != lure and "__cheap_tld__" in signals.view(lure)
+    assert signals.prompt_view(lure) == raw.prompt_view(lure) == lure

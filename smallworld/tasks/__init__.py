@@ -86,7 +86,7 @@ NORMALISERS = {"none": _norm_none, "lower": _norm_lower, "email": _norm_email, "
 VIEW_VERSIONS = {"cmdline": 2}  # 2: the first program's folder and .exe dropped (docs/experiments.md)
 # What the teacher is shown, where it differs from the student's view (the student's extra feature words are
 # for hashing, not for reading).
-PROMPT_VIEWS = {"cmdline": _clean_cmdline, "email_signals": _norm_email_intent}
+PROMPT_VIEWS = {"cmdline": _clean_cmdline, "email_signals": _norm_email_intent, "url_signals": _norm_none}
 MIN_ITEM_CHARS, MAX_ITEM_CHARS = 20, 1_000_000  # the prompt's budget for one item (see prompt.neutralise)
 
 
