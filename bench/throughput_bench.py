@@ -18,6 +18,8 @@ cache):
   of strings scattered in memory scores slower, the strings being read once more than the kernel reads);
 * **single**: median latency of ``Model.scores([text])`` over 2000 calls;
 * **C**: ``smallworld/serve/c/smallworld_score.c`` built with ``cc -O2``, the file on stdin, scores to a file;
+* **url_signals**: ``Model.scores`` on the first 200,000 items with a model trained on the same rows through the
+  ``url_signals`` view (Python per item: what the opt-in view costs);
 * **reference**: the general path, ``model.predict_proba`` (``features.pack`` + ``features.logits`` +
   softmax) on the list;
 * **scikit-learn**: ``HashingVectorizer(analyzer="char", ngram_range=(2, 5), n_features=2**20,
@@ -40,6 +42,7 @@ for _v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_
     os.environ[_v] = "1"
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
@@ -185,6 +188,12 @@ def main(argv=None) -> int:
     res["paths"]["single"] = {"latency_us_p50": statistics.median(lat[50:]) / 1000,
                               "latency_us_p99": float(np.percentile(lat[50:], 99)) / 1000}
     print(f"single: p50 {res['paths']['single']['latency_us_p50']:.1f} µs", file=sys.stderr, flush=True)
+    # the same model trained on the URL signals view (``normaliser = "url_signals"``, opt-in): Python per item
+    sig_task = dataclasses.replace(task, normaliser="url_signals")
+    sig_m = LinearStudent(task.labels, task.features).fit([sig_task.view(r) for r in train], Y)
+    sig = Model(modelfile.save(sig_m, args.tmp / "model_signals", {"task": sig_task.to_dict()}))
+    sig_n = min(n, 200_000)
+    record("list_url_signals", *timed(lambda: sig.scores(texts[:sig_n]), 1), count=sig_n)
     ref_n = min(n, 200_000)
     record("reference", *timed(lambda: sc.model.predict_proba(texts[:ref_n]), 1), count=ref_n)
     ref = sc.model.predict_proba(texts)[:, sc.pos]
@@ -226,6 +235,7 @@ def table(res: dict) -> str:
             ("file, model folded to 2**16 buckets", "file_dim16", None),
             ("file, CLI end to end (start-up included)", "file_cli_end_to_end", None),
             ("Python list (`Model.scores`)", "list", d["list"]),
+            ("Python list, a model on the `url_signals` view", "list_url_signals", None),
             ("C reference scorer (stdin to file)", "c", d.get("c")),
             ("general path (`predict_proba`)", "reference", 0.0)]
     lines = [f"### urls: {res['items']:,} items of {res['bytes_per_item']:.1f} bytes, one core "
