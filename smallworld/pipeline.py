@@ -27,7 +27,7 @@ from .errors import SmallworldError
 from .progress import info
 from .student import modelfile
 from .student.linear import LinearStudent
-from .tasks import Task, load_task, prompt_modes
+from .tasks import TRAIN_DEFAULTS, Task, load_task, prompt_modes
 
 
 # Options with a fixed set of values (the CLI offers exactly these; TrainConfig refuses anything else).
@@ -124,9 +124,8 @@ class TrainConfig:
 
 def resolve_task_defaults(cfg: TrainConfig, task_train: dict) -> TrainConfig:
     """Fill the options left at None (``alpha``, ``pseudo_label``) from a task's ``[train]`` table
-    (``Task.train``), else the general defaults: alpha 1.0 (:class:`FitOptions`') and no pseudo-labelling."""
-    base = {"alpha": FitOptions.alpha, "pseudo_label": 0}
-    for k, default in base.items():
+    (``Task.train``), else the general defaults (``tasks.TRAIN_DEFAULTS``: alpha 1, no pseudo-labelling)."""
+    for k, default in TRAIN_DEFAULTS.items():
         if getattr(cfg, k) is None:
             setattr(cfg, k, type(default)(task_train.get(k, default)))
     return cfg

@@ -91,8 +91,9 @@ MIN_ITEM_CHARS, MAX_ITEM_CHARS = 20, 1_000_000  # the prompt's budget for one it
 
 
 PROMPT_MODES = ("hybrid", "similar", "fixed", "zero")
-# training options a task may set a default for (its [train] table); a CLI flag or a run config's [train] key wins
-TRAIN_DEFAULTS = {"alpha": float, "pseudo_label": int}
+# training options a task may set a default for (its [train] table), with the default where it sets none; a CLI flag,
+# a run config's [train] key or the Python API wins over both
+TRAIN_DEFAULTS = {"alpha": 1.0, "pseudo_label": 0}
 
 
 def prompt_modes(mode: str) -> list[str]:
@@ -156,10 +157,10 @@ class Task:
         except ValueError as e:
             raise SmallworldError(f"task {self.name!r}: {e}") from None
         for k, v in self.train.items():
-            want = TRAIN_DEFAULTS.get(k)
-            if want is None:
+            if k not in TRAIN_DEFAULTS:
                 raise SmallworldError(f"task {self.name!r}: [train] {k!r} is not an option a task sets; "
                                       f"one of {sorted(TRAIN_DEFAULTS)}")
+            want = type(TRAIN_DEFAULTS[k])
             ok = isinstance(v, (int, float) if want is float else int) and not isinstance(v, bool)
             if not ok or v < 0 or v != v or v == float("inf"):
                 raise SmallworldError(f"task {self.name!r}: [train] {k} must be a "
