@@ -63,7 +63,7 @@ class TrainConfig:
     combine_rule: str = "equal"  # equal | learned: how the teacher_student row (and --targets combined) joins the two
     holdout_sources: list[str] = field(default_factory=list)
     seed_size: int | None = None
-    alpha: float | None = None   # weight of a row with a given label; None: the task's default (1.0 unless its [train] says)
+    alpha: float | None = None   # weight of a row with a given label; None: the task's default, filled in at once
     beta: float = 1.0            # weight of a teacher-labelled row (times its confidence)
     temperature: float = 1.0     # teacher probabilities sharpened (T < 1) or softened (T > 1) before training
     targets: str = "raw"         # raw | calibrated | combined (teacher + seed-only student): what the student learns
@@ -77,7 +77,7 @@ class TrainConfig:
     rounds: int = 1
     round_sizes: list[int] = field(default_factory=list)  # explicit calls per round (overrides budget/rounds)
     inherit_weight: float = 0.5  # weight of a near-duplicate that inherits its representative's answer
-    pseudo_label: int | None = None  # rounds of self-training on the unasked unlabelled rows; None: the task's (0 unless set)
+    pseudo_label: int | None = None  # rounds of self-training on the unasked unlabelled rows; None: the task's default
     pseudo_weight: float = 1.0       # weight of a row labelled by the student itself
     pseudo_temperature: float = 0.5  # the student's own probabilities sharpened by this before it learns them
     pseudo_max: int = 20000  # unasked rows (a random sample) the student labels itself
@@ -89,21 +89,21 @@ class TrainConfig:
 
     def __post_init__(self):
         """Every option checked here, once, for every door (CLI, run config, Python API, bench)."""
+        if self.alpha is None or self.pseudo_label is None:  # the task's defaults: known from here on
+            resolve_task_defaults(self, load_task(self.task).train)
         for name, allowed in CHOICES.items():
             D.check_choice(f"--{name.replace('_', '-')}", getattr(self, name), allowed)
         for name in ("budget", "calibration", "teacher_eval", "noisy_check", "concurrency", "retries"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < (1 if name == "concurrency" else 0):
                 raise SmallworldError(f"--{name.replace('_', '-')} must be a whole number"
                                       + (" of at least 1" if name == "concurrency" else " (0 or more)"))
-        alpha = 0 if self.alpha is None else self.alpha
-        if self.shots < 0 or self.timeout <= 0 or self.temperature <= 0 or alpha < 0 or self.beta < 0:
+        if self.shots < 0 or self.timeout <= 0 or self.temperature <= 0 or self.alpha < 0 or self.beta < 0:
             raise SmallworldError("--shots, --alpha and --beta must be 0 or more; --timeout and --temperature positive")
         if self.seed_size is not None and self.seed_size < 2:
             raise SmallworldError("--seed-size must be at least 2")
         if self.rounds < 1:
             raise SmallworldError("--rounds must be at least 1")
-        pl = 0 if self.pseudo_label is None else self.pseudo_label
-        if not isinstance(pl, int) or pl < 0 or self.pseudo_max < 0:
+        if not isinstance(self.pseudo_label, int) or self.pseudo_label < 0 or self.pseudo_max < 0:
             raise SmallworldError("--pseudo-label and pseudo_max must be whole numbers (0 or more)")
         if self.pseudo_weight < 0 or self.pseudo_temperature <= 0:
             raise SmallworldError("--pseudo-weight must be 0 or more and pseudo_temperature positive")
@@ -400,8 +400,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.task = load_task(cfg.task)
-        cfg.prompt = cfg.prompt or self.task.prompt  # the manifest records the prompt and options actually used
-        resolve_task_defaults(cfg, self.task.train)
+        cfg.prompt = cfg.prompt or self.task.prompt  # the manifest records the prompt actually used
         self.out = Path(cfg.out)
         self.timings: dict[str, float] = {}
         self.stats = D.ReadStats()

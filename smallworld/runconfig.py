@@ -25,8 +25,8 @@ from pathlib import Path
 
 from .choices import STRATEGIES
 from .errors import SmallworldError
-from .pipeline import TrainConfig, input_digest, resolve_task_defaults, sha256_file
-from .tasks import BUILTIN, load_task
+from .pipeline import TrainConfig, input_digest, sha256_file
+from .tasks import BUILTIN, TRAIN_DEFAULTS, load_task
 
 # config section -> {config key: TrainConfig field}
 SECTIONS: dict[str, dict[str, str]] = {
@@ -333,17 +333,16 @@ _NOTES = {
 
 def starter_config(task: str) -> str:
     """A commented starter run config for a built-in task, a task file, or (any other name) a new task."""
-    d = TrainConfig(task="", labelled="", out="")
     lines = ["# smallworld run config: `smallworld run THIS.toml` runs every stage (train, report), resumably.",
              "# Input paths are relative to this file's folder; `out` is relative to the current directory.", ""]
     if task in BUILTIN or Path(task).is_file():
         t = load_task(task)
         lines += [f"task = {_toml(task)}" + ("  # a built-in task" if task in BUILTIN else "")]
         name = t.name
-        resolve_task_defaults(d, t.train)
+        d = TrainConfig(task=task, labelled="", out="")  # the task's own defaults
     else:
         name = task
-        resolve_task_defaults(d, {})
+        d = TrainConfig(task="", labelled="", out="", **TRAIN_DEFAULTS)
         lines += ["# A new task, defined here (the same keys as a task TOML file). Edit every line.",
                   "[task]", f"name = {_toml(task)}", '# labels: a list of names, or a table of name = "what it means" (the descriptions become the rubric)',
                   'labels = { positive_label = "what makes an item positive", negative_label = "what makes it negative" }',

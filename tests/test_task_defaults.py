@@ -20,8 +20,9 @@ def test_urls_learn_with_their_measured_defaults_and_other_tasks_with_the_genera
     assert load_task("urls").train == {"alpha": 0.25, "pseudo_label": 10}
     assert load_task("cmdlines").train == {}
     for task, want in (("urls", (0.25, 10)), ("cmdlines", (1.0, 0)), ("emails", (1.0, 0))):
-        cfg = Trainer(TrainConfig(task=task, labelled="x.jsonl", out=str(tmp_path / task))).cfg
-        assert (cfg.alpha, cfg.pseudo_label) == want and isinstance(cfg.alpha, float)
+        cfg = TrainConfig(task=task, labelled="x.jsonl", out=str(tmp_path / task))  # filled in at once: the
+        assert (cfg.alpha, cfg.pseudo_label) == want and isinstance(cfg.alpha, float)  # lower layers read it
+        assert Trainer(cfg).cfg.alpha == want[0]
     # what the user says wins, 0 included
     cfg = Trainer(TrainConfig(task="urls", labelled="x.jsonl", out=str(tmp_path / "u"), alpha=1.0, pseudo_label=0)).cfg
     assert (cfg.alpha, cfg.pseudo_label) == (1.0, 0)
@@ -69,7 +70,8 @@ def test_a_run_config_leaves_them_to_the_task_or_sets_them(tmp_path):
     assert "# alpha = 1.0" in starter_config("cmdlines") and "# pseudo_label = 0" in starter_config("cmdlines")
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'task = "urls"\n[data]\nlabelled = "{EX / "cmdlines_seed.jsonl"}"\n')
-    assert load_config(cfg)[0].alpha is None  # the task's, filled in when training starts
+    c = load_config(cfg)[0]
+    assert (c.alpha, c.pseudo_label) == (0.25, 10)  # the task's
     cfg.write_text(f'task = "urls"\n[data]\nlabelled = "{EX / "cmdlines_seed.jsonl"}"\n[train]\nalpha = 1\npseudo_label = 0\n')
     c = load_config(cfg)[0]
     assert (c.alpha, c.pseudo_label) == (1, 0)
