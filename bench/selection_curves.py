@@ -31,7 +31,7 @@ import numpy as np
 
 from smallworld import data as D
 from smallworld import evaluate as E
-from smallworld.pipeline import TrainConfig, Trainer, resolve_task_defaults, stratified_sample
+from smallworld.pipeline import TrainConfig, Trainer, stratified_sample
 from smallworld.tasks import load_task
 
 HERE = Path(__file__).parent
@@ -192,7 +192,7 @@ def main() -> None:
     ap.add_argument("--plot", default=None, help="PNG of the curves (key: the first hand-written set)")
     a = ap.parse_args()
     task = load_task(a.task)
-    eff = resolve_task_defaults(argparse.Namespace(alpha=a.alpha, pseudo_label=a.pseudo_label), task.train)
+    eff = TrainConfig(task=a.task, labelled="", out="", alpha=a.alpha, pseudo_label=a.pseudo_label)  # values used
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sets = prepare(task.name, a.data, a.seed_size, True, work)

@@ -89,8 +89,11 @@ class TrainConfig:
 
     def __post_init__(self):
         """Every option checked here, once, for every door (CLI, run config, Python API, bench)."""
-        if self.alpha is None or self.pseudo_label is None:  # the task's defaults: known from here on
-            resolve_task_defaults(self, load_task(self.task).train)
+        if self.alpha is None or self.pseudo_label is None:  # the task's [train] defaults, else the general ones
+            train = load_task(self.task).train
+            for k, default in TRAIN_DEFAULTS.items():
+                if getattr(self, k) is None:
+                    setattr(self, k, type(default)(train.get(k, default)))
         for name, allowed in CHOICES.items():
             D.check_choice(f"--{name.replace('_', '-')}", getattr(self, name), allowed)
         for name in ("budget", "calibration", "teacher_eval", "noisy_check", "concurrency", "retries"):
@@ -120,15 +123,6 @@ class TrainConfig:
                 prompt_modes(self.prompt)
             except ValueError as e:
                 raise SmallworldError(f"--prompt: {e}") from None
-
-
-def resolve_task_defaults(cfg: TrainConfig, task_train: dict) -> TrainConfig:
-    """Fill the options left at None (``alpha``, ``pseudo_label``) from a task's ``[train]`` table
-    (``Task.train``), else the general defaults (``tasks.TRAIN_DEFAULTS``: alpha 1, no pseudo-labelling)."""
-    for k, default in TRAIN_DEFAULTS.items():
-        if getattr(cfg, k) is None:
-            setattr(cfg, k, type(default)(task_train.get(k, default)))
-    return cfg
 
 
 @dataclass
