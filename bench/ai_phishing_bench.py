@@ -3,10 +3,14 @@
     .venv/bin/python bench/ai_phishing_bench.py --data ../shared/data --handwritten bench/handwritten/emails.jsonl \
         --models runs/emails300/seed_only runs/emails300
 
-``bench/handwritten/emails.jsonl``: 61 phishing and 60 legitimate modern messages written by hand for this
+``bench/handwritten/emails.jsonl``: 61 phishing and 100 legitimate modern messages written by hand for this
 project (not by the teacher or any model here), in many styles and four languages, the legitimate ones the
 phishing's look-alikes (real password-change notices, invoices, shipping, sign-in alerts, shared files); never
-trained or tuned on. The older generated sets (below) are a secondary row only:
+trained or tuned on. The first 60 legitimate ones (``source = "handwritten-mail"``) carry no link while 46 of the
+61 phishing do, a shortcut a link-counting model could take; the 40 added in the seventeenth session
+(``"handwritten-mail-linked"``) are notifications, receipts, resets and shares with links to the senders' own
+domains (``github.com``, ``www.dropbox.com``, ``brightlane.sharepoint.com``, ``www.deutsche-bank.de`` ...). The
+table gives the ROC AUC against all 100 and against each source's legitimate mail. The older generated sets (below) are a secondary row only:
 
     .venv/bin/python bench/ai_phishing_bench.py --data ../shared/data \\
         --phish bench/out/synth/emails_ai_phishing_test*.jsonl --ham bench/out/synth/emails_modern_ham_test*.jsonl \\
@@ -60,8 +64,11 @@ def main() -> None:
         ap.error("give --handwritten, or --phish and --ham")
     dev = list(D.iter_rows(str(Path(a.data) / "emails" / "dev.jsonl.gz")))
     print(f"\n{len(phish)} AI-written phishing, {len(ham)} modern legitimate mails; dev {len(dev)} rows\n")
+    srcs = sorted({r.get("source", "") for r in ham})
+    per = srcs if len(srcs) > 1 else []  # a ROC AUC against each source's legitimate mail too
     print("| model | dev ROC AUC | AI phishing vs modern mail ROC AUC (90% interval) | detected at 1% dev FPR | "
-          "modern mail flagged |\n|---|---|---|---|---|")
+          "modern mail flagged |" + "".join(f" vs {src} ({sum(r.get('source', '') == src for r in ham)}) |" for src in per)
+          + "\n|---|---|---|---|---|" + "---|" * len(per))
     rng = np.random.default_rng(0)
     for m in a.models:
         sc = Model(m)
@@ -79,7 +86,12 @@ def main() -> None:
             boots.append(E.binary_metrics(y[i], s[i])["roc_auc"])
         lo, hi = np.percentile(boots, [5, 95])
         print(f"| {m} | {E.binary_metrics(yd, sd)['roc_auc']:.3f} | **{auc:.3f}** ({lo:.3f}–{hi:.3f}) | "
-              f"{float((sp >= thr).mean()):.3f} | {float((sh >= thr).mean()):.3f} |")
+              f"{float((sp >= thr).mean()):.3f} | {float((sh >= thr).mean()):.3f} |" + "".join(
+                  f" {_auc(sp, sh[[r.get('source', '') == src for r in ham]]):.3f} |" for src in per))
+
+
+def _auc(sp, sh) -> float:
+    return E.binary_metrics(np.r_[np.ones(len(sp)), np.zeros(len(sh))], np.r_[sp, sh])["roc_auc"]
 
 
 if __name__ == "__main__":

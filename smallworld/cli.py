@@ -61,6 +61,8 @@ def train(
     out: str = typer.Option(..., "--out", help="output directory for the model and manifest"),
     unlabelled: List[str] = typer.Option([], "--unlabelled", help="unlabelled rows for the teacher (repeatable)"),
     synthetic: List[str] = typer.Option([], "--synthetic", help="synthetic rows from `smallworld synth` (training only; repeatable)"),
+    lend_links: Optional[str] = typer.Option(None, "--lend-links", help="labelled URLs (the urls task's rows): a copy of "
+                                             "each seed row gets one, phishing for phishing rows, benign for the rest"),
     dev: Optional[str] = typer.Option(None, "--dev", help="labelled rows for evaluation and thresholds"),
     teacher: str = typer.Option("embedded", "--teacher", help="'embedded', an OpenAI-compatible base URL, or 'none' (the seed alone)"),
     teacher_model: Optional[str] = typer.Option(None, "--teacher-model", help="model name on the server"),
@@ -101,7 +103,7 @@ def train(
 
     def go():
         cfg = TrainConfig(task=task, labelled=labelled, out=out, unlabelled=list(unlabelled), dev=dev,
-                          synthetic=list(synthetic),
+                          synthetic=list(synthetic), lend_links=lend_links,
                           teacher=None if teacher == "none" else teacher, teacher_model=teacher_model,
                           endpoint=endpoint, concurrency=concurrency, timeout=timeout, retries=retries,
                           api_key_env=api_key_env, price_prompt_per_1k=price_prompt,

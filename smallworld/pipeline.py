@@ -23,6 +23,7 @@ from . import evaluate as E
 from . import calibrate
 from .teacher import prompting
 from . import selection
+from . import synth
 from .errors import SmallworldError
 from .progress import info
 from .student import modelfile
@@ -43,6 +44,7 @@ class TrainConfig:
     out: str
     unlabelled: list[str] = field(default_factory=list)
     synthetic: list[str] = field(default_factory=list)  # rows from `smallworld synth`: training only, never evaluated
+    lend_links: str | None = None  # labelled URLs lent to copies of the seed's rows (synth.lend_links), e.g. for mail
     dev: str | None = None
     teacher: str | None = "embedded"
     teacher_model: str | None = None
@@ -86,6 +88,11 @@ class TrainConfig:
     on_error: str = "raise"
     progress: bool = True
     student: str = "linear"      # linear | cnn: the family of the distilled student (the seed-only one is linear)
+
+    def input_paths(self) -> list[str]:
+        """Every file the run reads, in order (what the manifest digests)."""
+        return [*_paths(self.labelled), *self.unlabelled, *self.synthetic, *([self.lend_links] if self.lend_links else []),
+                *([self.dev] if self.dev else [])]
 
     def __post_init__(self):
         """Every option checked here, once, for every door (CLI, run config, Python API, bench)."""
@@ -427,7 +434,7 @@ class Trainer:
     def check_inputs(self) -> None:
         """Every input exists and is readable, the output folder can be made; nothing is written yet."""
         cfg = self.cfg
-        paths = [*_paths(cfg.labelled), *cfg.unlabelled, *cfg.synthetic, *([cfg.dev] if cfg.dev else [])]
+        paths = cfg.input_paths()
         for p in paths:
             D.check_input(p)
         if paths.count("-") > 1:
@@ -446,6 +453,11 @@ class Trainer:
         if len({r["label"] for r in self.seed_rows}) < 2:
             raise SmallworldError("the labelled seed needs rows of at least two labels")
         self.synthetic = load_synthetic(cfg.synthetic, task, cfg.on_error, self.stats)
+        self.lent = []
+        if cfg.lend_links:
+            urls = [r for r in D.read_rows(cfg.lend_links, on_error=cfg.on_error, stats=self.stats) if "label" in r]
+            self.lent = synth.lend_links(self.seed_rows, urls, task.positive, seed=cfg.seed, where=cfg.lend_links)
+            self.synthetic += self.lent
         self.unl: list[dict] = []
         for p in cfg.unlabelled:
             self.unl.extend(D.iter_rows(p, on_error=cfg.on_error, stats=self.stats))
@@ -670,15 +682,16 @@ class Trainer:
         meta = {"task": task.to_dict(), "thresholds": self.thresholds,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "trained_on": {"seed_rows": len(self.seed_rows), "synthetic_rows": len(self.synthetic),
+                               "lent_link_rows": len(self.lent),
                                "teacher_rows": n_teacher, "inherited_rows": len(self.inherit),
                                "pseudo_labelled_rows": self.pseudo_labelled}}
         modelfile.save(self.distilled, out, meta)
         modelfile.save(self.seed_only, out / "seed_only",
                        meta | {"trained_on": {"seed_rows": len(self.seed_rows), "teacher_rows": 0}})
-        inputs = {p: input_digest(p) for p in [*_paths(cfg.labelled), *cfg.unlabelled, *cfg.synthetic,
-                                               *([cfg.dev] if cfg.dev else [])]}
+        inputs = {p: input_digest(p) for p in cfg.input_paths()}
         manifest = {"smallworld": __import__("smallworld").__version__, "config": asdict(cfg), "inputs": inputs,
-                    "counts": {"seed": len(self.seed_rows), "synthetic": len(self.synthetic), "unlabelled": len(unl),
+                    "counts": {"seed": len(self.seed_rows), "synthetic": len(self.synthetic), "lent_links": len(self.lent),
+                               "unlabelled": len(unl),
                                "chosen": len(self.asked), "teacher_labelled": n_teacher, "inherited": len(self.inherit),
                                "pseudo_labelled": self.pseudo_labelled, "dev": len(self.dev), "heldout": len(self.heldout),
                                "disagreements": len(self.disagreements), "skipped_rows": self.stats.skipped,

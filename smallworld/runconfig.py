@@ -30,7 +30,7 @@ from .tasks import BUILTIN, TRAIN_DEFAULTS, load_task
 
 # config section -> {config key: TrainConfig field}
 SECTIONS: dict[str, dict[str, str]] = {
-    "data": {k: k for k in ("labelled", "unlabelled", "synthetic", "dev", "holdout_sources", "seed_size", "on_error")},
+    "data": {k: k for k in ("labelled", "unlabelled", "synthetic", "lend_links", "dev", "holdout_sources", "seed_size", "on_error")},
     "teacher": {"url": "teacher", "model": "teacher_model", **{k: k for k in (
         "endpoint", "concurrency", "timeout", "retries", "api_key_env", "price_prompt_per_1k",
         "price_completion_per_1k", "cache", "budget", "strategy", "rounds", "round_sizes", "calibration", "teacher_eval", "shots",
@@ -44,8 +44,8 @@ REPORT_KEYS = {"enabled": True, "cpu_price_per_hour": 0.05}
 TOP_KEYS = ("task", "out", *SECTIONS, "report")
 # fields whose default is None (or a union): the types a config may give them
 _NULLABLE = {"prompt": str, "dev": str, "teacher": str, "teacher_model": str, "cache": str, "seed_size": int,
-             "alpha": float, "pseudo_label": int}
-_PATHS = ("labelled", "unlabelled", "synthetic", "dev", "cache")
+             "alpha": float, "pseudo_label": int, "lend_links": str}
+_PATHS = ("labelled", "unlabelled", "synthetic", "lend_links", "dev", "cache")
 
 
 def _check_type(where: str, key: str, name: str, v):
@@ -182,8 +182,7 @@ def _sha(obj) -> str:
 
 def _inputs(cfg: TrainConfig) -> dict:
     """Each input's digest (a file's sha256; a directory's over its files; stdin marked as such)."""
-    lab = cfg.labelled if isinstance(cfg.labelled, list) else [cfg.labelled]
-    return {p: input_digest(p) for p in [*lab, *cfg.unlabelled, *cfg.synthetic, *([cfg.dev] if cfg.dev else [])]}
+    return {p: input_digest(p) for p in cfg.input_paths()}
 
 
 def train_key(cfg: TrainConfig, inputs: dict) -> str:
@@ -306,6 +305,8 @@ _NOTES = {
                 "row with the same text (put `smallworld review import` output last)",
     "unlabelled": "unlabelled rows the teacher may be asked about",
     "synthetic": "rows written by `smallworld synth` (training only, never evaluated)",
+    "lend_links": "labelled URLs (e.g. the urls task's data): a copy of each seed row gets one, phishing for "
+                  "phishing rows, benign for the rest (mail whose corpus lost its links)",
     "round_sizes": "teacher calls per round, e.g. [250, 250, 500] (overrides budget and rounds)", "dev": "labelled rows for evaluation and thresholds",
     "holdout_sources": "leave these sources out of training and evaluate on them",
     "seed_size": "sample this many labelled rows as the seed (all when absent)",
