@@ -89,3 +89,20 @@ def test_train_lend_links_records_the_lent_rows_and_the_file(tmp_path, data_dir)
     r = cli("train", "--task", "emails", "--labelled", data_dir / "emails" / "train.jsonl.gz", "--seed-size", "50",
             "--teacher", "none", "--lend-links", bad, "--out", tmp_path / "m2", check=False)
     assert r.returncode != 0 and "labelled 'phishing'" in (r.stderr + r.stdout)
+
+
+def test_a_run_config_lends_links_from_a_path_beside_it(tmp_path, data_dir):
+    D.write_jsonl(tmp_path / "urls.jsonl",
+                  [r for i, r in enumerate(D.iter_rows(data_dir / "urls" / "train.jsonl.gz")) if i % 100 == 0])
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'task = "emails"\n[data]\nlabelled = "{data_dir / "emails" / "train.jsonl.gz"}"\nseed_size = 80\n'
+                   'lend_links = "urls.jsonl"\n[teacher]\nurl = "none"\n[report]\nenabled = false\n')
+    rd = tmp_path / "run"
+    cli("run", cfg, "--out", rd)
+    st = json.loads((rd / "run.json").read_text())
+    assert st["inputs"][str(tmp_path / "urls.jsonl")]["sha256"]
+    counts = json.loads((rd / "model" / "manifest.json").read_text())["counts"]
+    assert counts["lent_links"] == counts["seed"] > 70
+    (tmp_path / "urls.jsonl").unlink()
+    r = cli("run", cfg, "--out", tmp_path / "run2", check=False)
+    assert r.returncode == 2 and "lend_links: no such file" in r.stderr
