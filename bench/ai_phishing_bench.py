@@ -66,8 +66,9 @@ def main() -> None:
     print(f"\n{len(phish)} AI-written phishing, {len(ham)} modern legitimate mails; dev {len(dev)} rows\n")
     srcs = sorted({r.get("source", "") for r in ham})
     per = srcs if len(srcs) > 1 else []  # a ROC AUC against each source's legitimate mail too
+    masks = [np.array([r.get("source", "") == src for r in ham]) for src in per]
     print("| model | dev ROC AUC | AI phishing vs modern mail ROC AUC (90% interval) | detected at 1% dev FPR | "
-          "modern mail flagged |" + "".join(f" vs {src} ({sum(r.get('source', '') == src for r in ham)}) |" for src in per)
+          "modern mail flagged |" + "".join(f" vs {src} ({int(k.sum())}) |" for src, k in zip(per, masks))
           + "\n|---|---|---|---|---|" + "---|" * len(per))
     rng = np.random.default_rng(0)
     for m in a.models:
@@ -77,17 +78,12 @@ def main() -> None:
         thr = E.threshold_at_fpr(yd, sd, 0.01)
         sp = sc.predict_proba([r["text"] for r in phish])[:, sc.pos]
         sh = sc.predict_proba([r["text"] for r in ham])[:, sc.pos]
-        y = np.r_[np.ones(len(sp)), np.zeros(len(sh))]
-        s = np.r_[sp, sh]
-        auc = E.binary_metrics(y, s)["roc_auc"]
-        boots = []
-        for _ in range(1000):
-            i = np.r_[rng.choice(len(sp), len(sp)), len(sp) + rng.choice(len(sh), len(sh))]
-            boots.append(E.binary_metrics(y[i], s[i])["roc_auc"])
+        auc = _auc(sp, sh)
+        boots = [_auc(sp[rng.choice(len(sp), len(sp))], sh[rng.choice(len(sh), len(sh))]) for _ in range(1000)]
         lo, hi = np.percentile(boots, [5, 95])
         print(f"| {m} | {E.binary_metrics(yd, sd)['roc_auc']:.3f} | **{auc:.3f}** ({lo:.3f}–{hi:.3f}) | "
               f"{float((sp >= thr).mean()):.3f} | {float((sh >= thr).mean()):.3f} |" + "".join(
-                  f" {_auc(sp, sh[[r.get('source', '') == src for r in ham]]):.3f} |" for src in per))
+                  f" {_auc(sp, sh[mask]):.3f} |" for mask in masks))
 
 
 def _auc(sp, sh) -> float:

@@ -455,7 +455,7 @@ class Trainer:
         self.synthetic = load_synthetic(cfg.synthetic, task, cfg.on_error, self.stats)
         self.lent = []
         if cfg.lend_links:
-            urls = [r for r in D.read_rows(cfg.lend_links, on_error=cfg.on_error, stats=self.stats) if "label" in r]
+            urls = D.read_rows(cfg.lend_links, on_error=cfg.on_error, stats=self.stats)
             self.lent = synth.lend_links(self.seed_rows, urls, task.positive, seed=cfg.seed, where=cfg.lend_links)
             self.synthetic += self.lent
         self.unl: list[dict] = []

@@ -536,12 +536,12 @@ def lend_links(rows: Sequence[dict], urls: Sequence[dict], positive: str, copies
     For mail whose corpus lost its link targets (48 of the 500-row seed's 59 phishing mails have no link): the
     student's link-host signs (``__link_hyphenated_host__``, ``__brand_in_lookalike_domain__`` ...) never occur in
     the seed, so they can get no weight from it however well they would carry to new writers. Lent links give them
-    weight from real phishing and benign URLs. A URL row that is not one URL (whitespace, empty, over
-    2,000 characters) is not used; the copies keep their row's label and group and are marked
+    weight from real phishing and benign URLs. A URL row without a label or that is not one URL (whitespace,
+    empty, over 2,000 characters) is not used; the copies keep their row's label and group and are marked
     ``source = "synthetic:lent-links"``."""
     if copies < 1:
         raise SmallworldError(f"{where}: copies must be at least 1")
-    ok = [u for u in urls if isinstance(u.get("text"), str) and 0 < len(u["text"]) <= MAX_LENT_URL
+    ok = [u for u in urls if "label" in u and isinstance(u.get("text"), str) and 0 < len(u["text"]) <= MAX_LENT_URL
           and not any(c.isspace() for c in u["text"])]
     pos = [u["text"] for u in ok if u.get("label") == positive]
     neg = [u["text"] for u in ok if u.get("label") != positive]
