@@ -70,7 +70,6 @@ def main() -> None:
     print("| model | dev ROC AUC | AI phishing vs modern mail ROC AUC (90% interval) | detected at 1% dev FPR | "
           "modern mail flagged |" + "".join(f" vs {src} ({int(k.sum())}) |" for src, k in zip(per, masks))
           + "\n|---|---|---|---|---|" + "---|" * len(per))
-    rng = np.random.default_rng(0)
     for m in a.models:
         sc = Model(m)
         sd = sc.predict_proba([r["text"] for r in dev])[:, sc.pos]
@@ -79,8 +78,7 @@ def main() -> None:
         sp = sc.predict_proba([r["text"] for r in phish])[:, sc.pos]
         sh = sc.predict_proba([r["text"] for r in ham])[:, sc.pos]
         auc = _auc(sp, sh)
-        boots = [_auc(sp[rng.choice(len(sp), len(sp))], sh[rng.choice(len(sh), len(sh))]) for _ in range(1000)]
-        lo, hi = np.percentile(boots, [5, 95])
+        lo, hi = E.bootstrap_interval(np.r_[np.ones(len(sp)), np.zeros(len(sh))], np.r_[sp, sh])
         print(f"| {m} | {E.binary_metrics(yd, sd)['roc_auc']:.3f} | **{auc:.3f}** ({lo:.3f}–{hi:.3f}) | "
               f"{float((sp >= thr).mean()):.3f} | {float((sh >= thr).mean()):.3f} |" + "".join(
                   f" {_auc(sp, sh[mask]):.3f} |" for mask in masks))

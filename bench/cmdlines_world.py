@@ -2,11 +2,15 @@
 attacks and everyday commands written for this project, never trained or tuned on) beside dev.
 
     .venv/bin/python bench/cmdlines_world.py --data ../shared/data [--model runs/demo ...] [--probe]
+        [--handwritten bench/handwritten/endpoint.jsonl --handwritten bench/handwritten/endpoint_b.jsonl]
 
 * **views**: the seed-only student (500 stratified train rows, several seeds) on the raw text (``normaliser
   none``, what the task used before) and on the task's view (``tasks/cmdline.py``: placeholders and volatile
   parts replaced, behaviour words added): ROC AUC and TPR at 1% FPR on the hand-written set, ROC AUC on dev.
-* **--model DIR**: a saved model (``train``'s output, ``make demo``'s ``runs/demo``) on the same sets.
+* **--model DIR**: a saved model (``train``'s output, ``make demo``'s ``runs/demo``) on the same sets, with
+  stratified bootstrap 90% intervals (``evaluate.bootstrap_interval``) of ROC AUC and TPR at 1% FPR.
+* **--handwritten FILE** (repeatable): the sets judged; each is reported, and with several so is their union
+  (``all``). The two endpoint collections are written apart and reported apart, as #20 reports its two.
 * **--probe**: single-feature probes. For each corpus shortcut (documentation placeholders) and each behaviour
   word, how often it occurs per source and label, and its ROC AUC as a one-feature classifier on train and on
   the hand-written set: a feature whose direction flips between them is a source artefact.
@@ -48,7 +52,7 @@ def metrics(task, model, rows):
     return {"roc_auc": round(m["roc_auc"], 4), "tpr_at_1pct_fpr": round(m["tpr_at_fpr"]["0.01"], 4)}
 
 
-def views(args, train, dev, hand):
+def views(args, train, dev, hands):
     task = load_task("cmdlines")
     out = {}
     for name, t in (("raw text (normaliser none)", replace(task, normaliser="none")),
@@ -58,9 +62,9 @@ def views(args, train, dev, hand):
             seed = stratified_sample(train, args.seed_size, s)
             m = LinearStudent(t.labels, dict(t.features)).fit(
                 [t.normalise(r["text"]) for r in seed], onehot(t, [r["label"] for r in seed]))
-            rs.append({"handwritten": metrics(t, m, hand), "dev_roc_auc": metrics(t, m, dev)["roc_auc"]})
-        out[name] = {"handwritten_roc_auc": [r["handwritten"]["roc_auc"] for r in rs],
-                     "handwritten_tpr_at_1pct_fpr": [r["handwritten"]["tpr_at_1pct_fpr"] for r in rs],
+            rs.append({**{h: metrics(t, m, rows) for h, rows in hands.items()},
+                       "dev_roc_auc": metrics(t, m, dev)["roc_auc"]})
+        out[name] = {**{f"{h}_{k}": [r[h][k] for r in rs] for h in hands for k in ("roc_auc", "tpr_at_1pct_fpr")},
                      "dev_roc_auc": [r["dev_roc_auc"] for r in rs]}
         print(name, json.dumps(out[name]), flush=True)
     return out
@@ -94,17 +98,22 @@ def probe(train, hand, telemetry):
     return table
 
 
-def saved_models(args, dev, hand):
+def saved_models(args, dev, hands):
     from smallworld.student.model import Model
 
     out = {}
     for d in args.model:
         sc = Model(d)
         res = {}
-        for name, rows in (("handwritten", hand), ("dev", dev)):
+        for name, rows in (*hands.items(), ("dev", dev)):
             y = np.array([r["label"] == sc.task.positive for r in rows])
-            m = E.binary_metrics(y, sc.scores([r["text"] for r in rows]))
+            s = sc.scores([r["text"] for r in rows])
+            m = E.binary_metrics(y, s)
             res[name] = {"roc_auc": round(m["roc_auc"], 4), "tpr_at_1pct_fpr": round(m["tpr_at_fpr"]["0.01"], 4)}
+            if name != "dev":
+                res[name]["roc_auc_90"] = [round(v, 3) for v in E.bootstrap_interval(y, s)]
+                res[name]["tpr_at_1pct_fpr_90"] = [round(v, 3) for v in E.bootstrap_interval(
+                    y, s, stat=lambda yy, ss: E.tpr_at_fpr(yy, ss, 0.01))]
         out[d] = res
         print(d, json.dumps(res), flush=True)
     return out
@@ -119,20 +128,25 @@ def main():
     ap.add_argument("--probe", action="store_true")
     ap.add_argument("--no-views", action="store_true")
     ap.add_argument("--out", default="bench/out/cmdlines_world.json")
-    ap.add_argument("--handwritten", default=str(HANDWRITTEN),
-                    help="the hand-written set (bench/handwritten/endpoint.jsonl: command lines as endpoints log them)")
+    ap.add_argument("--handwritten", action="append", default=[],
+                    help="a hand-written set (repeatable; default bench/handwritten/cmdlines.jsonl; endpoint.jsonl and "
+                         "endpoint_b.jsonl: command lines as endpoints log them); with several, each is reported and "
+                         "so is their union")
     args = ap.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
     d = Path(args.data) / "cmdlines"
     train, dev = D.read_rows(d / "train.jsonl.gz"), D.read_rows(d / "dev.jsonl.gz")
-    hand = D.read_rows(args.handwritten)
-    res = {"handwritten": {"n": len(hand), "malicious": sum(r["label"] == "malicious" for r in hand)}}
+    hands = {Path(p).stem: D.read_rows(p) for p in args.handwritten or [HANDWRITTEN]}
+    if len(hands) > 1:
+        hands["all"] = [r for rows in list(hands.values()) for r in rows]
+    res = {"handwritten": {h: {"n": len(rows), "malicious": sum(r["label"] == "malicious" for r in rows)}
+                           for h, rows in hands.items()}}
     if not args.no_views:
-        res["views"] = views(args, train, dev, hand)
+        res["views"] = views(args, train, dev, hands)
     if args.probe:
-        res["probe"] = probe(train, hand, D.read_rows(d / "telemetry.jsonl.gz"))
+        res["probe"] = probe(train, hands["all" if "all" in hands else next(iter(hands))], D.read_rows(d / "telemetry.jsonl.gz"))
     if args.model:
-        res["models"] = saved_models(args, dev, hand)
+        res["models"] = saved_models(args, dev, hands)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
 

@@ -26,7 +26,6 @@ def main() -> None:
     ap.add_argument("--positive", required=True)
     a = ap.parse_args()
     truth = {r["id"]: r["label"] == a.positive for r in D.read_rows(a.truth)}
-    rng = np.random.default_rng(0)
     print("| labels | answered | field | ROC AUC (90% interval) | TPR at 1% FPR |\n|---|---|---|---|---|")
     for path in a.labels:
         got = [json.loads(x) for x in open(path, encoding="utf-8") if x.strip()]
@@ -35,10 +34,7 @@ def main() -> None:
         for field in ("probs", "teacher", "raw"):
             s = np.array([g[field][a.positive] for g in got])
             m = E.binary_metrics(y, s)
-            pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-            boots = [E.binary_metrics(y[i], s[i])["roc_auc"]
-                     for i in (np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))] for _ in range(1000))]
-            lo, hi = np.percentile(boots, [5, 95])
+            lo, hi = E.bootstrap_interval(y, s)
             print(f"| {path} | {len(got)}/{len(truth)} | {field} | {m['roc_auc']:.3f} ({lo:.3f}–{hi:.3f}) | "
                   f"{m['tpr_at_fpr']['0.01']:.3f} |")
 

@@ -46,6 +46,22 @@ def binary_metrics(y: np.ndarray, s: np.ndarray) -> dict:
     return out
 
 
+def bootstrap_interval(y: np.ndarray, s: np.ndarray, stat=None, n: int = 1000, level: float = 0.90,
+                       seed: int = 0) -> tuple[float, float]:
+    """A stratified bootstrap interval of ``stat(y, s)`` (default ROC AUC): positives and negatives are resampled
+    separately, so every resample holds both classes and the class balance of the set."""
+    y = np.asarray(y, dtype=int)
+    s = np.asarray(s, dtype=float)
+    stat = stat or (lambda yy, ss: float(roc_auc_score(yy, ss)))
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("bootstrap_interval needs both classes")
+    draws = [stat(y[i], s[i]) for i in (np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))] for _ in range(n))]
+    lo, hi = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
 def _key(f: float) -> str:
     return {1e-4: "0.0001", 1e-3: "0.001", 1e-2: "0.01"}.get(f, repr(f))
 
