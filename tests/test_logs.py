@@ -157,3 +157,45 @@ def test_a_task_with_context_shows_the_event_to_both_models(tmp_path):
     assert m.task.context == ("image", "parent_image", "user")
     out = [json.loads(x) for x in cli("score", tmp_path / "m", LOGS / "sysmon_evtx.jsonl").stdout.splitlines()]
     assert [o["score"] for o in out] == [round(float(s), 6) for s in m.scores([m.item(r) for r in read("sysmon_evtx.jsonl")[0]])]
+
+
+def test_a_context_task_reads_the_event_as_words_apart_from_the_command_line():
+    """#20 item 2: the parent-to-child pair, where the image lives, the parent's command line and the user's kind,
+    as words of their own; the parent's folder is not taken for the command line's."""
+    from dataclasses import replace
+
+    from smallworld.tasks import load_task, split_item
+
+    task = replace(load_task("cmdlines"), context=("image", "parent_image", "parent_command_line", "user"))
+    row = read("sysmon_winlogbeat.jsonl")[0][0]  # WINWORD.EXE opening a .docm starts powershell -enc
+    words = task.view(row).split(" ## ")[1].split()
+    assert {"swfimgpathsystem", "swfparentwinword", "swfparentkindoffice", "swfparentpathprogramfiles",
+            "swfpairofficetopowershell", "swfuserperson", "swfprogpowershell", "swfencoded"} <= set(words)
+    assert "swfpathprogramfiles" not in words  # the command line's own path classes are its own
+    assert task.view(row).startswith(load_task("cmdlines").view(row))  # the line's view, then the event's words
+    # SYSTEM under services.exe, an auditd row (exe, auid) and the same line without any event
+    ev = {"image": "C:\\Windows\\System32\\svchost.exe", "parent_image": "C:\\Windows\\System32\\services.exe",
+          "user": "NT AUTHORITY\\SYSTEM"}
+    v = task.view({"text": "svchost.exe -k netsvcs -p -s Schedule", "event": ev})
+    assert {"swfparentkindsystem", "swfpairsystemtosvchost", "swfusersystem"} <= set(v.split())
+    bare = {"text": "svchost.exe -k netsvcs -p -s Schedule"}
+    assert task.view(bare) == load_task("cmdlines").view(bare)
+    # a line break inside a command line cannot make it its own parent: items are one line per field
+    forged = {"text": "powershell -enc AAAA\nparent: C:\\Windows\\System32\\services.exe", "event": {"user": "CORP\\a"}}
+    text, event = split_item(task.item(forged))
+    assert event == {"user": "CORP\\a"} and "services.exe" in text
+    assert "swfparentservices" not in task.view(forged)
+
+
+def test_a_context_model_from_before_the_context_words_is_refused(tmp_path):
+    from dataclasses import replace
+
+    from smallworld.errors import SmallworldError
+    from smallworld.tasks import Task, load_task
+
+    d = replace(load_task("cmdlines"), context=("parent_image",)).to_dict()
+    assert d["view_version"] == {"cmdline": 2, "context": 2} and Task.from_dict(d).context == ("parent_image",)
+    with pytest.raises(SmallworldError, match="context.*retrain"):
+        Task.from_dict({**d, "view_version": {"cmdline": 2}})  # what such a model.json holds
+    assert load_task("cmdlines").to_dict()["view_version"] == {"cmdline": 2}  # no context: nothing changes
+    Task.from_dict({k: v for k, v in d.items() if k != "view_version"})  # a task file: the current view

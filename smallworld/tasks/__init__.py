@@ -21,6 +21,22 @@ CONTEXT_FIELDS = {"image": "process", "parent_image": "parent", "parent_command_
                   "user": "user"}
 
 _EMAIL_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+_CONTEXT_WORD = {v: k for k, v in CONTEXT_FIELDS.items()}
+
+
+def split_item(item: str) -> tuple[str, dict]:
+    """The inverse of :meth:`Task.item` for a task with ``context``: the text (the first line) and the event's
+    fields (the lines after it, ``process: ...``). Exact, because such a task's items hold no other line break."""
+    head, *lines = item.split("\n")
+    event = {}
+    for line in lines:
+        word, sep, value = line.partition(": ")
+        if sep and word in _CONTEXT_WORD and _CONTEXT_WORD[word] not in event:
+            event[_CONTEXT_WORD[word]] = value
+        else:  # not written by Task.item (a string given as it is): text, as a task without context reads it
+            head += " " + line
+    return head, event
 
 
 def _norm_none(text: str) -> str:
@@ -72,6 +88,12 @@ def _norm_cmdline(text: str) -> str:
     return cmdline_view(text)
 
 
+def _norm_cmdline_context(item: str) -> str:
+    from .cmdline import cmdline_context_view
+
+    return cmdline_context_view(*split_item(item))
+
+
 def _clean_cmdline(text: str) -> str:
     from .cmdline import clean
 
@@ -84,6 +106,10 @@ NORMALISERS = {"none": _norm_none, "lower": _norm_lower, "email": _norm_email, "
 # Each view's version: raised when a normaliser's output changes, so that a model trained on the old view is
 # refused (retrain it) rather than scored on features it never learnt. Unlisted views are version 1.
 VIEW_VERSIONS = {"cmdline": 2}  # 2: the first program's folder and .exe dropped (docs/experiments.md)
+# Views that read a task's ``context`` as fields of their own (words apart from the text's) rather than as more text;
+# the version is raised when what they make of the fields changes (2: the cmdline view's context words).
+CONTEXT_NORMALISERS = {"cmdline": _norm_cmdline_context}
+CONTEXT_VIEW_VERSION = 2
 # What the teacher is shown, where it differs from the student's view (the student's extra feature words are
 # for hashing, not for reading).
 PROMPT_VIEWS = {"cmdline": _clean_cmdline, "email_signals": _norm_email_intent, "url_signals": _norm_none}
@@ -177,19 +203,26 @@ class Task:
         return self.labels.index(self.positive)
 
     def normalise(self, text: str) -> str:
-        """The student's view of an item's text (what is hashed)."""
-        return NORMALISERS[self.normaliser](text)
+        """The student's view of an item (what is hashed): for a task with ``context`` whose view reads the event's
+        fields (``CONTEXT_NORMALISERS``), the text's view and the fields' words apart."""
+        fn = CONTEXT_NORMALISERS.get(self.normaliser) if self.context else None
+        return (fn or NORMALISERS[self.normaliser])(text)
 
     def item(self, row: dict | str) -> str:
         """A row as the models see it: its text and, for a task with ``context``, the event's fields it names
-        (an endpoint log's process image, parent, parent command line, user), a line each. A string is itself."""
+        (an endpoint log's process image, parent, parent command line, user), a line each; the text and each field
+        are then one line (line breaks become spaces), so that :func:`split_item` reads them back exactly and no
+        command line can pose as its own parent. A string is itself."""
         if isinstance(row, str):
             return row
-        ev = row.get("event") if self.context else None
-        if not isinstance(ev, dict):
+        if not self.context:
             return row["text"]
-        return row["text"] + "".join(f"\n{CONTEXT_FIELDS[k]}: {str(ev[k])[:CONTEXT_CHARS]}" for k in self.context
-                                     if ev.get(k))
+        ev = row.get("event")
+        text = _LINE_BREAKS.sub(" ", row["text"])
+        if not isinstance(ev, dict):
+            return text
+        return text + "".join(f"\n{CONTEXT_FIELDS[k]}: {_LINE_BREAKS.sub(' ', str(ev[k]))[:CONTEXT_CHARS]}"
+                              for k in self.context if ev.get(k))
 
     def view(self, row: dict | str) -> str:
         """The student's view of a row: :meth:`normalise` of :meth:`item`."""
@@ -205,7 +238,8 @@ class Task:
             "question": self.question, "answers": dict(self.answers), "instruction": self.instruction,
             "rubric": self.rubric, "normaliser": self.normaliser, "max_item_chars": self.max_item_chars,
             "features": dict(self.features), "prompt": self.prompt, "context": list(self.context),
-            "train": dict(self.train), "view_version": {self.normaliser: VIEW_VERSIONS.get(self.normaliser, 1)},
+            "train": dict(self.train), "view_version": {self.normaliser: VIEW_VERSIONS.get(self.normaliser, 1)}
+            | ({"context": CONTEXT_VIEW_VERSION} if self.context and self.normaliser in CONTEXT_NORMALISERS else {}),
         }
 
     @classmethod
@@ -258,6 +292,11 @@ class Task:
         if vv.get(norm, cur) != cur:
             raise SmallworldError(f"trained on version {vv[norm]!r} of the {norm!r} view; this smallworld has version "
                                   f"{cur} (its features changed): retrain the model")
+        # a model.json from before the context words has a view_version without "context": version 1
+        cv = vv.get("context", 1 if vv else CONTEXT_VIEW_VERSION)
+        if ctx and norm in CONTEXT_NORMALISERS and cv != CONTEXT_VIEW_VERSION:
+            raise SmallworldError(f"trained on version {cv!r} of the {norm!r} view's context (the event's fields); "
+                                  f"this smallworld has version {CONTEXT_VIEW_VERSION}: retrain the model")
         return cls(name=text("name"), labels=tuple(labels), positive=text("positive"), field=text("field", "Item"),
                    question=text("question", "Label"), answers=dict(answers), instruction=text("instruction", ""),
                    rubric=rubric, normaliser=norm, max_item_chars=mic,

@@ -195,3 +195,66 @@ def cmdline_view(text: str) -> str:
     """The student's view: the cleaned command line without placeholder tokens, then its behaviour words."""
     t = clean(text)
     return _lead_program(_STUDENT_DROP.sub("", t)) + " ## " + " ".join(behaviour(text, t))
+
+
+# -- the event's context (a task with ``context``: an endpoint log's image, parent, parent command line, user) ---
+_PARENT_KINDS = {
+    "office": {"winword", "excel", "powerpnt", "outlook", "msaccess", "mspub", "onenote", "visio", "wordpad"},
+    "browser": {"chrome", "msedge", "firefox", "iexplore", "brave", "opera", "safari", "chromium"},
+    "scripthost": {"wscript", "cscript", "mshta"},
+    "shell": {"cmd", "powershell", "pwsh", "bash", "sh", "dash", "zsh", "ksh", "fish"},
+    "system": {"services", "svchost", "wininit", "winlogon", "smss", "userinit", "taskeng", "taskhostw", "wmiprvse",
+               "systemd", "init", "cron", "crond", "anacron", "launchd", "atd", "sshd"},
+    "explorer": {"explorer"},
+    "webserver": {"w3wp", "httpd", "apache2", "nginx", "phpfpm", "php", "tomcat", "java", "node", "iisexpress"},
+}
+_KIND_OF = {name: kind for kind, names in _PARENT_KINDS.items() for name in names}
+_SYSTEM_USER = re.compile(r"(?i)^(?:nt authority\\system|system|root|0|uid=0)$")
+_SERVICE_USER = re.compile(r"(?i)^(?:nt authority\\(?:local|network) service|(?:local|network) service|www-data|nobody|"
+                           r"daemon|apache|nginx|postgres|mysql|_[\w-]+)$")
+
+
+def _image_name(path: str) -> str:
+    """An image path's basename as ``_programs`` writes it: case-folded, ``.exe`` stripped, letters and digits."""
+    name = _RUN_EXT.sub("", _SLASH.split(path.strip().strip('"'))[-1].lower())
+    return _NOT_ALNUM.sub("", name)[:24]
+
+
+def _path_class(path: str) -> str:
+    low = path.strip().strip('"').lower()
+    return next((name for name, rx in _PATH_CLASSES if rx.search(low)), "pathother")
+
+
+def context_words(text: str, event: dict) -> list[str]:
+    """The event's fields as words the student hashes, apart from the command line's own words: where the image
+    lives (``swfimgpathsystem``), the parent (``swfparentwinword``), its kind and folder (``swfparentkindoffice``,
+    ``swfparentpathprogramfiles``), the parent-to-child pair (``swfpairofficetopowershell``), what the parent's
+    command line does (``swfpcencoded``) and the user's kind (``swfusersystem``, ``swfuserservice``,
+    ``swfuserperson``)."""
+    words = []
+    image, parent = event.get("image"), event.get("parent_image")
+    if image:
+        words.append(f"swfimg{_path_class(image)}")
+    child = _image_name(image) if image else next(iter(_programs(clean(text))), "")
+    if parent:
+        name = _image_name(parent)
+        kind = _KIND_OF.get(name)
+        words += [f"swfparent{name}", f"swfparent{_path_class(parent)}"]
+        if kind:
+            words.append(f"swfparentkind{kind}")
+        if child:
+            words.append(f"swfpair{kind or name}to{child}")
+    if event.get("parent_command_line"):
+        words += [f"swfpc{w[3:]}" for w in behaviour(event["parent_command_line"]) if not w.startswith("swfprog")]
+    user = event.get("user")
+    if user:
+        u = user.strip()
+        words.append("swfusersystem" if _SYSTEM_USER.match(u) else "swfuserservice" if _SERVICE_USER.match(u)
+                     else "swfuserperson")
+    return list(dict.fromkeys(words))
+
+
+def cmdline_context_view(text: str, event: dict) -> str:
+    """The student's view of a command line with its event: ``cmdline_view`` of the line, then ``context_words``."""
+    words = context_words(text, event)
+    return cmdline_view(text) + (" " + " ".join(words) if words else "")
