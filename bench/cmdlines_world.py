@@ -107,7 +107,7 @@ def saved_models(args, dev, hands):
         res = {}
         for name, rows in (*hands.items(), ("dev", dev)):
             y = np.array([r["label"] == sc.task.positive for r in rows])
-            s = sc.scores([r["text"] for r in rows])
+            s = sc.scores([sc.item(r) for r in rows])  # the event too, for a model whose task shows it
             m = E.binary_metrics(y, s)
             res[name] = {"roc_auc": round(m["roc_auc"], 4), "tpr_at_1pct_fpr": round(m["tpr_at_fpr"]["0.01"], 4)}
             if name != "dev":
