@@ -129,6 +129,13 @@ _PIPE_INTO = re.compile(r"\|\s*(?:sudo\s+)?([\w./\\-]+)")
 _OBFUSCATED = re.compile(r"\^[a-z]|\"\s*\+\s*\"|`[a-z]|\$\{?env:comspec|-join|\[char\]", re.I)
 
 
+def _image_name(path: str) -> str:
+    """A program's basename as the student's words spell it: case-folded, ``.exe`` (``.com``, ``.bat``, ``.cmd``)
+    stripped, letters and digits only, at most 24."""
+    name = _RUN_EXT.sub("", _SLASH.split(path)[-1].lower())
+    return _NOT_ALNUM.sub("", name)[:24]
+
+
 def _programs(t: str) -> list[str]:
     """Basenames (case-folded, .exe stripped) of the programs each segment of the command line runs."""
     out = []
@@ -136,9 +143,7 @@ def _programs(t: str) -> list[str]:
         m = _PROG.match(seg)
         if not m:
             continue
-        name = _SLASH.split(m.group(1) or m.group(2) or m.group(3))[-1].lower()
-        name = _RUN_EXT.sub("", name)
-        name = _NOT_ALNUM.sub("", name)[:24]
+        name = _image_name(m.group(1) or m.group(2) or m.group(3))
         if name and not name.isdigit():
             out.append(name)
     return out
@@ -214,12 +219,6 @@ _SERVICE_USER = re.compile(r"(?i)^(?:nt authority\\(?:local|network) service|(?:
                            r"daemon|apache|nginx|postgres|mysql|_[\w-]+)$")
 
 
-def _image_name(path: str) -> str:
-    """An image path's basename as ``_programs`` writes it: case-folded, ``.exe`` stripped, letters and digits."""
-    name = _RUN_EXT.sub("", _SLASH.split(path.strip().strip('"'))[-1].lower())
-    return _NOT_ALNUM.sub("", name)[:24]
-
-
 def _path_class(path: str) -> str:
     low = path.strip().strip('"').lower()
     return next((name for name, rx in _PATH_CLASSES if rx.search(low)), "pathother")
@@ -235,9 +234,9 @@ def context_words(text: str, event: dict) -> list[str]:
     image, parent = event.get("image"), event.get("parent_image")
     if image:
         words.append(f"swfimg{_path_class(image)}")
-    child = _image_name(image) if image else next(iter(_programs(clean(text))), "")
+    child = _image_name(image.strip().strip('"')) if image else next(iter(_programs(clean(text))), "")
     if parent:
-        name = _image_name(parent)
+        name = _image_name(parent.strip().strip('"'))
         kind = _KIND_OF.get(name)
         words += [f"swfparent{name}", f"swfparent{_path_class(parent)}"]
         if kind:
