@@ -18,7 +18,7 @@ import re
 import shlex
 import tomllib
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 from urllib.parse import urlsplit
@@ -130,9 +130,28 @@ def load_taxonomy(task: Task, extra: Sequence[str] = ()) -> list[Entry]:
     return list(out.values())
 
 
-def _schema(shape: Shape, n: int) -> dict:
-    item = ({"type": "object", "properties": {"subject": {"type": "string"}, "body": {"type": "string"}},
-             "required": ["subject", "body"]} if shape.email else {"type": "string"})
+# The event's fields a generated item of a task with ``context`` comes with (the parent's command line is not asked:
+# a small model writes two command lines for one item badly), and what the answer's objects call them.
+SYNTH_CONTEXT = {"image": "the full path of the program the command line runs",
+                 "parent_image": "the full path of the program that started it, as an endpoint agent records it",
+                 "user": "the account it runs as (a service account, SYSTEM, root, or a person's DOMAIN\\name)"}
+_PATH_FIELDS = ("image", "parent_image")
+
+
+def context_fields(task: Task) -> tuple[str, ...]:
+    """The event fields generation asks for: those of the task's ``context`` that :data:`SYNTH_CONTEXT` names."""
+    return tuple(k for k in task.context if k in SYNTH_CONTEXT)
+
+
+def _schema(shape: Shape, n: int, fields: Sequence[str] = ()) -> dict:
+    if shape.email:
+        item = {"type": "object", "properties": {"subject": {"type": "string"}, "body": {"type": "string"}},
+                "required": ["subject", "body"]}
+    elif fields:
+        keys = ("command_line", *fields)
+        item = {"type": "object", "properties": {k: {"type": "string"} for k in keys}, "required": list(keys)}
+    else:
+        item = {"type": "string"}
     return {"type": "object", "properties": {"items": {"type": "array", "items": item, "minItems": n, "maxItems": n}},
             "required": ["items"]}
 
@@ -164,9 +183,9 @@ def email_style(seed: int) -> str:
 
 
 def build_prompt(task: Task, shape: Shape, entry: Entry, n: int, examples: Sequence[str] = (),
-                 style: str = "") -> str:
+                 style: str = "", fields: Sequence[str] = ()) -> str:
     """The generation prompt for ``n`` items of ``entry``; ``style`` (mail: :func:`email_style`) replaces the
-    task's default length sentence."""
+    task's default length sentence; ``fields`` (:func:`context_fields`) asks for each item's event as well."""
     label_words = {lab: lab.replace("_", " ") for lab in task.labels}
     where = "" if entry.platform == "any" else f" Platform: {entry.platform}."
     what = "one" if n == 1 else f"{n} different"
@@ -176,6 +195,9 @@ def build_prompt(task: Task, shape: Shape, entry: Entry, n: int, examples: Seque
              "html": " Keep the page short (under 60 lines), with a title, some visible text and its forms or links.",
              "cmdlines": " One command per item, on one line.",
              "urls": " Vary the hosts and paths."}.get(task.name, "")
+    if fields:
+        extra += (' Each item is an object: "command_line" (the command line), '
+                  + ", ".join(f'"{k}" ({SYNTH_CONTEXT[k]})' for k in fields) + ".")
     return (f"You write realistic data to test a security classifier ({task.name}: "
             f"{', '.join(label_words.values())}).\n"
             f"Write {what} realistic {shape.unit}{'' if n == 1 else 's'} of this kind, labelled {label_words[entry.label]}:\n"
@@ -267,7 +289,24 @@ def valid(task: Task, text: str, entry: Entry) -> bool:
     return bool(text.strip())
 
 
-def _items(answer: str, shape: Shape) -> list[str] | None:
+def _event(it: dict, fields: Sequence[str]) -> dict:
+    """The event fields of a generated item that are one plausible line each (paths with a folder, no
+    placeholder); the others are left out rather than the item dropped."""
+    ev = {}
+    for k in fields:
+        v = it.get(k)
+        if not isinstance(v, str):
+            continue
+        v = " ".join(v.split())
+        if (not v or len(v) > 260 or PLACEHOLDER.search(v) or SLOT.search(v)
+                or (k in _PATH_FIELDS and not re.search(r"[\\/]", v))):
+            continue
+        ev[k] = v
+    return ev
+
+
+def _items(answer: str, shape: Shape, fields: Sequence[str] = ()) -> list[tuple[str, dict | None]] | None:
+    """The items of a generation answer, each with its event (a task with ``context``) or None."""
     try:
         doc = json.loads(answer, strict=False)  # grammar-bound strings can hold raw newlines
     except (ValueError, RecursionError):
@@ -281,9 +320,11 @@ def _items(answer: str, shape: Shape) -> list[str] | None:
     out = []
     for it in doc["items"]:
         if shape.email and isinstance(it, dict) and isinstance(it.get("subject"), str) and isinstance(it.get("body"), str):
-            out.append(f"Subject: {' '.join(it['subject'].split())}\n{it['body'].strip()}")
-        elif not shape.email and isinstance(it, str):
-            out.append(it.strip())
+            out.append((f"Subject: {' '.join(it['subject'].split())}\n{it['body'].strip()}", None))
+        elif fields and isinstance(it, dict) and isinstance(it.get("command_line"), str):
+            out.append((it["command_line"].strip(), _event(it, fields)))
+        elif not shape.email and not fields and isinstance(it, str):
+            out.append((it.strip(), None))
     return out
 
 
@@ -385,19 +426,23 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
     if not entries:
         raise SmallworldError("no taxonomy entries to generate for")
     shape = SHAPES.get(task.name, Shape("item", 3, 500, 5, task.max_item_chars))
+    fields = () if shape.email else context_fields(task)
+    if fields:  # an object per item (some 90 tokens): one item fewer per call, and room for the event's fields
+        shape = replace(shape, per_call=max(1, shape.per_call - 1), max_tokens=shape.max_tokens + 300)
     rep = SynthReport()
     cand = _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, oversample, style_examples,
-                     styles, progress, rep)
+                     styles, progress, rep, fields)
     kept = _cheap_filters(task, shape, cand, train_rows, seed, rep)
     kept, novelty = _near_duplicates(task, kept, train_rows, seed, rep)
     p_int = np.full(len(kept), np.nan)
     if kept and verify:
         kept, novelty, p_int = _verify(task, teacher, kept, novelty, train_rows, threshold, progress, rep)
     rows = []
-    for (t, e), nov, p in zip(kept, novelty, p_int):
+    for (t, e, ev), nov, p in zip(kept, novelty, p_int):
         rep.per_entry[e.id]["kept"] += 1
         rows.append({"id": "syn-" + hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest()[:12], "text": t,
                      "label": e.label, "source": f"synthetic:{task.name}/{e.id}", "weight": weight,
+                     **({"event": ev} if ev else {}),
                      "meta": {"taxonomy": e.id, "technique": e.name, "novelty": round(float(nov), 4),
                               "teacher_p": None if np.isnan(p) else round(float(p), 4)}})
     rep.kept = len(rows)
@@ -406,15 +451,16 @@ def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows
 
 
 def _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, oversample, style_examples, styles,
-              progress, rep) -> list[tuple[str, Entry]]:
-    """The teacher's items for each entry (JSON-schema-bound answers; unparseable answers counted); mail with
-    ``styles`` draws a writer, length, language, setting and link habit per call."""
+              progress, rep, fields=()) -> list[tuple[str, Entry, dict | None]]:
+    """The teacher's items for each entry (JSON-schema-bound answers; unparseable answers counted), each with its
+    event for a task with ``context``; mail with ``styles`` draws a writer, length, language, setting and link
+    habit per call."""
     from .progress import bar
 
     per_entry = math.ceil(n / len(entries))
     cand: list[tuple[str, Entry]] = []
     calls_per_entry = max(1, math.ceil(per_entry * oversample / shape.per_call))  # headroom: the filters drop some
-    schema = _schema(shape, shape.per_call)
+    schema = _schema(shape, shape.per_call, fields)
     rng = np.random.default_rng(seed)
     short = {lab: [r["text"] for r in train_rows if r.get("label") == lab and 10 <= len(r["text"]) <= 160
                    and not PLACEHOLDER.search(r["text"])]
@@ -424,7 +470,7 @@ def _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, o
             pool = short.get(e.label, [])
             k = min(style_examples, len(pool))
             examples = [pool[i] for i in rng.choice(len(pool), size=k, replace=False)] if k else []
-            prompt = build_prompt(task, shape, e, shape.per_call, examples)
+            prompt = build_prompt(task, shape, e, shape.per_call, examples, fields=fields)
             rep.per_entry.setdefault(e.id, {"generated": 0, "kept": 0})
             for c in range(calls_per_entry):
                 if shape.email and styles:
@@ -433,15 +479,15 @@ def _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, o
                 text = teacher.generate(prompt, max_tokens=shape.max_tokens, temperature=temperature,
                                         seed=seed * 1000 + c, schema=schema)
                 rep.calls += 1
-                items = _items(text, shape)
+                items = _items(text, shape, fields)
                 tick()
                 if items is None:
                     rep.unparseable_answers += 1
                     continue
-                for it in items:
+                for it, ev in items:
                     rep.generated += 1
                     rep.per_entry[e.id]["generated"] += 1
-                    cand.append((it, e))
+                    cand.append((it, e, ev))
     return cand
 
 
@@ -454,11 +500,11 @@ def _dup_key(text: str) -> str:
     return _DIGITS.sub("0", selection._fold(text))
 
 
-def _cheap_filters(task, shape, cand, train_rows, seed, rep) -> list[tuple[str, Entry]]:
+def _cheap_filters(task, shape, cand, train_rows, seed, rep) -> list[tuple[str, Entry, dict | None]]:
     train_fold = {_dup_key(r["text"]) for r in train_rows}
     seen: set[str] = set()
-    kept: list[tuple[str, Entry]] = []
-    for i, (text, e) in enumerate(cand):
+    kept: list[tuple[str, Entry, dict | None]] = []
+    for i, (text, e, ev) in enumerate(cand):
         if shape.email:
             text, slots = repair_email(text, seed * 100003 + i)
             rep.repaired += bool(slots)
@@ -481,7 +527,7 @@ def _cheap_filters(task, shape, cand, train_rows, seed, rep) -> list[tuple[str, 
             rep.drop("duplicate of training data", e.id)
         else:
             seen.add(f)
-            kept.append((text, e))
+            kept.append((text, e, ev))
     return kept
 
 
@@ -489,19 +535,19 @@ def _near_duplicates(task, kept, train_rows, seed, rep) -> tuple[list[tuple[str,
     """MinHash near-duplicates (the same rule as selection's dedup) in the batch, then against the training
     data; returns the kept items and their novelty (1 - the highest similarity to a training row)."""
     if kept:
-        cl = selection.near_duplicate_clusters([task.normalise(t) for t, _ in kept], seed)
-        for j, (t, e) in enumerate(kept):
+        cl = selection.near_duplicate_clusters([task.normalise(t) for t, _, _ in kept], seed)
+        for j, (t, e, _) in enumerate(kept):
             if cl[j] != j:
                 rep.drop("near-duplicate in batch", e.id)
-        kept = [(t, e) for j, (t, e) in enumerate(kept) if cl[j] == j]
+        kept = [x for j, x in enumerate(kept) if cl[j] == j]
     novelty = np.ones(len(kept))
     if kept and train_rows:
         perms = selection.MINHASH["perms"]
-        sk = selection.minhash_signatures([task.normalise(t) for t, _ in kept], perms, seed)
+        sk = selection.minhash_signatures([task.normalise(t) for t, _, _ in kept], perms, seed)
         st = selection.minhash_signatures([task.normalise(r["text"]) for r in train_rows], perms, seed)
         sim = max_similarity(sk, st)
         ok = sim < selection.MINHASH["threshold"]
-        for (t, e), k in zip(kept, ok):
+        for (t, e, _), k in zip(kept, ok):
             if not k:
                 rep.drop("near-duplicate of training data", e.id)
         kept, novelty = [x for x, k in zip(kept, ok) if k], (1 - sim)[ok]
@@ -513,11 +559,11 @@ def _verify(task, teacher, kept, novelty, train_rows, threshold, progress, rep):
     items it does not give the intended label with at least ``threshold`` are dropped."""
     labelled = [r for r in train_rows if r.get("label") in task.labels]
     demos = prompting.Demonstrations(task, labelled) if len({r["label"] for r in labelled}) >= 2 else None
-    P = prompting.ask_rows(teacher, task, demos, [{"id": f"s{i}", "text": t} for i, (t, _) in enumerate(kept)],
-                           "teacher: verifying", progress)
-    p_int = np.array([P[i, task.labels.index(e.label)] for i, (_, e) in enumerate(kept)])
+    rows = [{"id": f"s{i}", "text": t, **({"event": ev} if ev else {})} for i, (t, _, ev) in enumerate(kept)]
+    P = prompting.ask_rows(teacher, task, demos, rows, "teacher: verifying", progress)  # with the event it came with
+    p_int = np.array([P[i, task.labels.index(e.label)] for i, (_, e, _) in enumerate(kept)])
     ok = ~np.isnan(p_int) & (p_int >= threshold)
-    for (t, e), k in zip(kept, ok):
+    for (t, e, _), k in zip(kept, ok):
         if not k:
             rep.drop("not verified by teacher", e.id)
     return [x for x, k in zip(kept, ok) if k], novelty[ok], p_int[ok]

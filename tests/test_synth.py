@@ -69,7 +69,7 @@ def test_generated_command_lines_repaired_and_prose_refused(data_dir):
     cmd = load_task("cmdlines")
     we = [x for x in load_taxonomy(cmd) if x.platform == "windows"][0]
     answer = r'{"items": ["mshta c:\temp\task.hta", "robocopy C:\backup D:\backup2 /MIR", "type C:\files\readme.txt"]}'
-    damaged = _items(answer, SHAPES["cmdlines"])  # the answer as a model writes it: single backslashes, read as escapes
+    damaged = [t for t, _ in _items(answer, SHAPES["cmdlines"])]  # the answer as a model writes it: single backslashes, read as escapes
     assert all(any(ord(c) < 32 for c in t) for t in damaged) and not any(valid(cmd, t, we) for t in damaged)
     fixed = [repair_cmdline(t) for t in damaged]
     assert fixed == [r"mshta c:\temp\task.hta", r"robocopy C:\backup D:\backup2 /MIR", r"type C:\files\readme.txt"]
@@ -97,7 +97,7 @@ def test_a_numbered_series_is_one_item_among_the_generated_rows():
     texts = [r"C:\temp\test2.exe /run", r"C:\temp\test3.exe /run", r"C:\temp\test41.exe /run", "ping -n 4 10.0.0.1",
              "ping -n 4 10.0.0.2", "net user svc01 /add", "tasklist /v"]
     rep = SynthReport()
-    kept = [t for t, _ in _cheap_filters(cmd, SHAPES["cmdlines"], [(t, we) for t in texts], [], 0, rep)]
+    kept = [t for t, _, _ in _cheap_filters(cmd, SHAPES["cmdlines"], [(t, we, None) for t in texts], [], 0, rep)]
     assert kept == [r"C:\temp\test2.exe /run", "ping -n 4 10.0.0.1", "net user svc01 /add", "tasklist /v"]
     assert rep.dropped == {"duplicate in batch": 3}
 
@@ -111,12 +111,43 @@ def test_near_duplicates_of_training_data_score_as_not_novel(data_dir):
 
 
 def test_answers_parsed_leniently():
-    assert _items('{"items": ["a b", "c"]}', SHAPES["urls"]) == ["a b", "c"]
-    assert _items('Sure! ```json\n{"items": ["x"]}\n```', SHAPES["urls"]) == ["x"]
-    assert _items('{"items": ["line one\nline two"]}', SHAPES["cmdlines"]) == ["line one\nline two"]  # raw newline
+    assert _items('{"items": ["a b", "c"]}', SHAPES["urls"]) == [("a b", None), ("c", None)]
+    assert _items('Sure! ```json\n{"items": ["x"]}\n```', SHAPES["urls"]) == [("x", None)]
+    assert _items('{"items": ["line one\nline two"]}', SHAPES["cmdlines"]) == [("line one\nline two", None)]  # raw newline
     assert _items("no json here", SHAPES["urls"]) is None
     em = _items('{"items": [{"subject": "Invoice  due", "body": "Please pay."}]}', SHAPES["emails"])
-    assert em == ["Subject: Invoice due\nPlease pay."]
+    assert em == [("Subject: Invoice due\nPlease pay.", None)]
+
+
+def test_items_of_a_context_task_come_with_their_event(tmp_path):
+    """A task with ``context`` asks for each command line's image, parent and user; a field that is no path, holds a
+    placeholder or is empty is left out of the event, the item kept; a bare string is no item of such a task."""
+    from smallworld.synth import _schema, build_prompt, context_fields
+
+    base = (Path(__file__).parents[1] / "smallworld" / "tasks" / "cmdlines.toml").read_text()
+    toml = tmp_path / "cmdlines.toml"
+    toml.write_text('context = ["image", "parent_image", "parent_command_line", "user"]\n' + base)
+    task = load_task(str(toml))
+    fields = context_fields(task)
+    assert fields == ("image", "parent_image", "user")  # the parent's command line is not asked for
+    assert context_fields(load_task("cmdlines")) == ()
+    sch = _schema(SHAPES["cmdlines"], 4, fields)["properties"]["items"]
+    assert sch["minItems"] == 4 and sch["items"]["required"] == ["command_line", "image", "parent_image", "user"]
+    e = next(x for x in load_taxonomy(task) if x.id == "office-parent-attacks")
+    prompt = build_prompt(task, SHAPES["cmdlines"], e, 4, fields=fields)
+    assert '"parent_image"' in prompt and '"command_line"' in prompt and '"parent_command_line"' not in prompt
+    answer = json.dumps({"items": [
+        {"command_line": "powershell -nop -w hidden -enc SQBFAFgA", "image": r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
+         "parent_image": r"C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE", "user": "CORP\\mlopez"},
+        {"command_line": "rundll32 C:\\Users\\Public\\a.dll,Start", "image": "rundll32",
+         "parent_image": r"C:\Users\username\Downloads\x.exe", "user": "  "},
+        "whoami /all"]})
+    got = _items(answer, SHAPES["cmdlines"], fields)
+    assert got[0] == ("powershell -nop -w hidden -enc SQBFAFgA", {
+        "image": r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
+        "parent_image": r"C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE", "user": "CORP\\mlopez"})
+    assert got[1] == ("rundll32 C:\\Users\\Public\\a.dll,Start", {})  # no path, a placeholder, blank: left out
+    assert len(got) == 2
 
 
 def test_synth_cli_against_a_real_server(llama_server, tmp_path, data_dir):
@@ -140,6 +171,29 @@ def test_synth_cli_against_a_real_server(llama_server, tmp_path, data_dir):
     # everything was paid for once: a rerun is served from the cache
     cli(*args)
     assert json.loads((tmp_path / "syn.jsonl.report.json").read_text())["usage"]["calls"] == 0
+
+
+def test_synth_writes_each_row_with_its_event_for_a_context_task(llama_server, tmp_path, data_dir):
+    """For a task with ``context``, a real server's grammar-bound answers are objects; the rows keep the event they
+    came with (the teacher verified each row with it), so training reads the parent-child words from them."""
+    base = (Path(__file__).parents[1] / "smallworld" / "tasks" / "cmdlines.toml").read_text()
+    toml = tmp_path / "cmdlines.toml"
+    toml.write_text('context = ["image", "parent_image", "user"]\n' + base)
+    seed = tmp_path / "seed.jsonl"
+    D.write_jsonl(seed, [r for _, r in zip(range(300), D.iter_rows(str(data_dir / "cmdlines" / "train.jsonl.gz")))])
+    out = tmp_path / "syn.jsonl"
+    cli("synth", "--task", toml, "--n", "8", "--entries", "office-parent-attacks,windows-services", "--teacher",
+        llama_server.url, "--labelled", seed, "--out", out, "--cache", tmp_path / "c.sqlite", "--threshold", "0")
+    rep = json.loads((tmp_path / "syn.jsonl.report.json").read_text())
+    assert rep["unparseable_answers"] < rep["calls"] and rep["generated"] > 0
+    assert rep["generated"] == rep["kept"] + sum(rep["dropped"].values())
+    rows = D.read_rows(str(out)) if rep["kept"] else []
+    with_event = [r for r in rows if "event" in r]
+    for r in with_event:
+        assert set(r["event"]) <= {"image", "parent_image", "user"} and r["event"]
+        assert all(("\\" in v or "/" in v) for k, v in r["event"].items() if k != "user")
+        assert "\n" not in r["text"]
+    assert with_event, rows  # the small model does write the fields
 
 
 def test_training_takes_synthetic_rows_and_refuses_unmarked_ones(tmp_path, data_dir):
