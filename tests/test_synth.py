@@ -183,7 +183,8 @@ def test_synth_writes_each_row_with_its_event_for_a_context_task(llama_server, t
     D.write_jsonl(seed, [r for _, r in zip(range(300), D.iter_rows(str(data_dir / "cmdlines" / "train.jsonl.gz")))])
     out = tmp_path / "syn.jsonl"
     cli("synth", "--task", toml, "--n", "8", "--entries", "office-parent-attacks,windows-services", "--teacher",
-        llama_server.url, "--labelled", seed, "--out", out, "--cache", tmp_path / "c.sqlite", "--threshold", "0")
+        llama_server.url, "--labelled", seed, "--out", out, "--cache", tmp_path / "c.sqlite", "--threshold", "0",
+        "--timeout", "300")  # four objects an answer: a longer answer than the plain test's
     rep = json.loads((tmp_path / "syn.jsonl.report.json").read_text())
     assert rep["unparseable_answers"] < rep["calls"] and rep["generated"] > 0
     assert rep["generated"] == rep["kept"] + sum(rep["dropped"].values())
