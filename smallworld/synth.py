@@ -299,7 +299,7 @@ def _event(it: dict, fields: Sequence[str]) -> dict:
             continue
         v = " ".join(v.split())
         if (not v or len(v) > 260 or PLACEHOLDER.search(v) or SLOT.search(v)
-                or (k in _PATH_FIELDS and not re.search(r"[\\/]", v))):
+                or (k in _PATH_FIELDS and "\\" not in v and "/" not in v)):
             continue
         ev[k] = v
     return ev
@@ -458,7 +458,7 @@ def _generate(task, teacher, shape, n, entries, train_rows, temperature, seed, o
     from .progress import bar
 
     per_entry = math.ceil(n / len(entries))
-    cand: list[tuple[str, Entry]] = []
+    cand: list[tuple[str, Entry, dict | None]] = []
     calls_per_entry = max(1, math.ceil(per_entry * oversample / shape.per_call))  # headroom: the filters drop some
     schema = _schema(shape, shape.per_call, fields)
     rng = np.random.default_rng(seed)
