@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +107,32 @@ def test_a_run_config_lends_links_from_a_path_beside_it(tmp_path, data_dir):
     (tmp_path / "urls.jsonl").unlink()
     r = cli("run", cfg, "--out", tmp_path / "run2", check=False)
     assert r.returncode == 2 and "lend_links: no such file" in r.stderr
+
+
+@pytest.mark.slow
+def test_feature_tokens_written_five_times_carry_the_student_to_modern_mail(url_rows, data_dir):
+    """Seed-only students (500 rows and their lent links, seeds 0-2) on the 261 hand-written modern messages of
+    bench/handwritten: the email_signals view's feature tokens written SIGNAL_REPEAT (5) times against once."""
+    from sklearn.metrics import roc_auc_score
+
+    from smallworld.tasks.mail import SIGNAL_REPEAT, email_view
+
+    task = load_task("emails")
+    cfg = TrainConfig(task="emails", labelled="-", out="-")
+    train = list(D.iter_rows(data_dir / "emails" / "train.jsonl.gz"))
+    here = Path(__file__).resolve().parents[1] / "bench" / "handwritten"
+    test = [r for f in ("emails.jsonl", "emails_b.jsonl") for r in D.iter_rows(here / f)]
+    y = np.array([r["label"] == "phishing" for r in test])
+    gains = []
+    for seed in (0, 1, 2):
+        seed_rows = stratified_sample(train, 500, seed)
+        rows = seed_rows + lend_links(seed_rows, url_rows, "phishing")
+        auc = []
+        for k in (1, SIGNAL_REPEAT):
+            X = [email_view(r["text"], intent=True, link_signals=True, repeat=k) for r in rows]
+            m = fit_distilled(task, cfg, X, onehot(task, [r["label"] for r in rows]), np.ones(len(rows)), [],
+                              np.zeros((0, 3)), np.zeros(0))
+            s = m.decision_function([email_view(r["text"], True, True, k) for r in test])[:, 0]
+            auc.append(roc_auc_score(y, s))
+        gains.append(auc[1] - auc[0])
+    assert min(gains) > 0 and np.mean(gains) > 0.02, gains  # measured: +0.042, +0.024, +0.045

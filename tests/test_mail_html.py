@@ -136,14 +136,17 @@ def test_score_takes_html_directories_and_eml_files(tmp_path, data_dir):
 
 
 def test_email_view_keeps_subject_start_and_links_of_long_mail():
+    from smallworld.tasks.mail import SIGNAL_REPEAT
+
     body = " ".join(f"word{i}" for i in range(3000))
     text = f"Subject: Final notice\n{body} visit http://pay-now.example-billing.top/x today"
     v = email_view(text)
     assert v.startswith("subject : final notice") and "pay-now.example-billing.top" in v and len(v) < 6000
     task = load_task("emails")  # its view: this one with intent tokens, found in the whole message ("today"),
-    assert email_view(text, intent=True) == v + " __urgency__"  # and the link host's URL signs
+    assert email_view(text, intent=True) == v + " __urgency__"
+    assert v.endswith(" __links_1__")  # and the link host's URL signs, every feature token SIGNAL_REPEAT times
     assert task.normalise(text) == email_view(text, intent=True, link_signals=True) == \
-        v + " __urgency__ __link_account_words__ __link_cheap_tld__"
+        v[:-len(" __links_1__")] + " __links_1__ __urgency__ __link_account_words__ __link_cheap_tld__" * SIGNAL_REPEAT
 
 
 def test_intent_tokens_name_what_a_message_asks_for_and_brand_link_mismatches():
@@ -168,13 +171,18 @@ def test_intent_tokens_name_what_a_message_asks_for_and_brand_link_mismatches():
     assert "__ask_code__" in tokens("Subject: hi\n\nplease read me the 6-digit verification code you just got")
     assert "__risky_attachment__" in tokens("Subject: remittance\n\nsee attached Remittance_0932.html for details")
     assert "__free_host_link__" in tokens("Subject: doc\n\nopen https://shared-doc-7731.pages.dev/view")
+    bec = "Subject: quick one\n\nI'm in back-to-back meetings and can't call. Keep this between us for now."
+    assert "__secrecy__" in tokens(bec) and "__secrecy__" not in tokens("Subject: lunch\n\nmeet at noon?")
+    w2 = "Subject: hey\n\ncan u send me the W-2s and each one's social security number today"
+    assert "__ask_personal_data__" in tokens(w2) and "__ask_personal_data__" not in tokens(fraud)
+    assert "__ask_personal_data__" in tokens("Subject: wallet\n\nenter your Secret Recovery Phrase to restore")
     # the emails task hashes these tokens (and the link signs after them)
     assert load_task("emails").view(lure).startswith(email_intent_view(lure) + " __link_")
 
 
 def test_email_signals_add_each_link_hosts_url_signs_and_leave_the_teachers_prompt_alone():
     from smallworld.tasks import load_task
-    from smallworld.tasks.mail import email_intent_view, email_signals_view
+    from smallworld.tasks.mail import SIGNAL_REPEAT, email_intent_view, email_signals_view
 
     def links(text):
         return {t for t in email_signals_view(text).split() if t.startswith("__link_")}
@@ -190,4 +198,7 @@ def test_email_signals_add_each_link_hosts_url_signs_and_leave_the_teachers_prom
     # the signals are the student's: the teacher reads the same prompt as under email_intent (its cache holds)
     sig = load_task("emails")  # the built-in task's view
     assert sig.normaliser == "email_signals" and sig.normalise(lure).startswith(email_intent_view(lure) + " __link_")
+    # the student's feature tokens are written SIGNAL_REPEAT times, the teacher's once
+    ask = email_signals_view(lure).split().count("__ask_credentials__")
+    assert ask == SIGNAL_REPEAT > 1 and email_intent_view(lure).split().count("__ask_credentials__") == 1
     assert sig.prompt_view(lure) == email_intent_view(lure)

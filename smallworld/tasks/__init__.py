@@ -105,7 +105,9 @@ NORMALISERS = {"none": _norm_none, "lower": _norm_lower, "email": _norm_email, "
                "html": _norm_html, "cmdline": _norm_cmdline}
 # Each view's version: raised when a normaliser's output changes, so that a model trained on the old view is
 # refused (retrain it) rather than scored on features it never learnt. Unlisted views are version 1.
-VIEW_VERSIONS = {"cmdline": 2}  # 2: the first program's folder and .exe dropped (docs/experiments.md)
+# cmdline 2: the first program's folder and .exe dropped; email_intent 2: the secrecy and personal-data cues;
+# email_signals 2: those cues, and the feature tokens written 5 times (docs/experiments.md)
+VIEW_VERSIONS = {"cmdline": 2, "email_intent": 2, "email_signals": 2}
 # Views that read a task's ``context`` as fields of their own (words apart from the text's) rather than as more text;
 # the version is raised when what they make of the fields changes (2: the cmdline view's context words).
 CONTEXT_NORMALISERS = {"cmdline": _norm_cmdline_context}

@@ -29,6 +29,12 @@ _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _TOK_URL = re.compile(r"\b(?:https? : / / )?(www(?: [.\-] \w+)+|(?<=: / / )\w+(?: [.\-] \w+)+)")
 _IP = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 VIEW_TOKENS = 400     # tokens of body kept in the view (the start), besides subject and links
+# How many times the email_signals view writes its feature tokens. Written once, a dozen tokens are drowned by the
+# thousands of n-grams of a message, and the student ranks mail by its era's words (every legitimate message of the
+# seed is from 1999-2005). Written 5 times, the distilled student (500-row seed, 300 telemetry calls, lent links)
+# went from 0.736 / 0.712 (seeds 0 / 1) to 0.803 / 0.781 on the hand-written set the choice was made on, and from
+# 0.812 / 0.804 to 0.849 / 0.840 on a second one; 10 and 20 made seed-only students unstable (docs/experiments.md).
+SIGNAL_REPEAT = 5
 
 
 def _decode(part) -> str:
@@ -119,10 +125,10 @@ def message_row(raw: bytes, rid: str) -> dict:
     return {"id": rid, "text": f"Subject: {f['subject']}\n{body}", "meta": meta}
 
 
-def email_view(text: str, intent: bool = False, link_signals: bool = False) -> str:
+def email_view(text: str, intent: bool = False, link_signals: bool = False, repeat: int = SIGNAL_REPEAT) -> str:
     """The corpora's tokenised form, cut to subject + start + links, with link feature tokens (and, with
     ``intent``, the intent tokens of :func:`intent_tokens`; with ``link_signals``, the URL view's signs for each
-    link's host, :func:`link_tokens`)."""
+    link's host, :func:`link_tokens`, and every feature token written ``repeat`` times)."""
     toks = _TOKEN.findall(text.lower())
     norm = " ".join(toks)
     links = [m.group(1).replace(" ", "") for m in _TOK_URL.finditer(norm)]
@@ -138,6 +144,7 @@ def email_view(text: str, intent: bool = False, link_signals: bool = False) -> s
         feats += intent_tokens(norm, doms)
     if link_signals:
         feats += link_tokens(doms)
+        feats *= repeat
     if len(toks) > VIEW_TOKENS + 50:
         norm = " ".join(toks[:VIEW_TOKENS]) + " … " + " ".join(doms[:10])
     return norm + " " + " ".join(feats)
@@ -149,7 +156,8 @@ def email_intent_view(text: str) -> str:
 
 
 def email_signals_view(text: str) -> str:
-    """The ``email_signals`` normaliser: :func:`email_intent_view` with each link host's URL signs."""
+    """The ``email_signals`` normaliser: :func:`email_intent_view` with each link host's URL signs, the feature
+    tokens written :data:`SIGNAL_REPEAT` times."""
     return email_view(text, intent=True, link_signals=True)
 
 
@@ -185,6 +193,14 @@ INTENTS = {
                       r"inmediat\w+", r"imm[eé]diatement"),
     "__threat__": _W(r"suspend\w*", r"lock(?:ed)?", r"terminat\w+", r"deactivat\w+", r"delet\w+",
                      r"(?:closed|closure)", "legal action", r"penalt\w+", r"gesperrt", r"suspendu\w*"),
+    "__ask_personal_data__": _W(r"social security(?: number)?", "ssn", r"w - 2s?", r"date of birth", r"driver ' s licen[cs]e",
+                                r"passport (?:number|copy|scan)", r"(?:secret )?recovery phrase", r"seed phrase",
+                                r"(?:full name|home address) and", r"mother ' s maiden name", r"pin (?:number|code)",
+                                r"card (?:number|details) and", "cvv", "steuer - id", r"n[uú]mero de seguridad social"),
+    "__secrecy__": _W(r"keep (?:this|it) (?:between us|confidential|quiet|to yourself)", "discreet", "discreetly",
+                      r"(?:can ' t|cannot|unable to) (?:talk|call|take calls|speak)", r"in (?:a|back - to - back) meetings?",
+                      r"don ' t (?:tell|discuss|mention)", r"strictly confidential", "sent from my iphone",
+                      r"personal (?:email|phone|number)", "vertraulich", "confidentiel", "confidencial"),
     "__risky_attachment__": _W(r"\. (?:html?|shtml|zip|rar|7z|iso|img|exe|scr|js|vbs|hta|lnk|one|xlsm|docm)"),
 }
 MAIL_BRANDS = tuple(b for b in BRANDS if len(b) > 3)  # two- and three-letter names (au, ups, att) are words too
