@@ -1,14 +1,15 @@
-"""What the command-line view costs when scoring: the built-in ``cmdlines`` model (``normaliser = "cmdline"``, Python
+"""What a task's view costs when scoring: the built-in ``cmdlines`` model (``normaliser = "cmdline"``, Python
 per item) against the same model on raw text (``normaliser = "none"``, the fused kernel) and scikit-learn, on one
-core, in one run.
+core, in one run; ``--task emails`` likewise for mail (``email_signals``), with its feature tokens written once
+beside the default ``SIGNAL_REPEAT`` times.
 
-    .venv/bin/python bench/view_bench.py --data ../shared/data [--items 50000] [--repeats 3]
+    .venv/bin/python bench/view_bench.py --data ../shared/data [--task emails] [--items 50000] [--repeats 3]
 
 Both smallworld models are ``LinearStudent``s with the task's feature settings, trained on the cmdlines train split;
 scikit-learn is ``student_bench.sklearn_model`` (char 2-5-gram ``HashingVectorizer`` + ``LogisticRegression``) on
 the same rows. The items are the train, dev, pool and telemetry command lines, repeated to ``--items``. Measured:
-``Model.scores(list)`` per model and the view alone (``cmdline.cmdline_view`` per item), best of ``--repeats``
-passes by CPU time of this process. Results also go to ``bench/out/view_bench.json``.
+``Model.scores(list)`` per model and the view alone (``Task.normalise`` per item), best of ``--repeats``
+passes by CPU time of this process. Results also go to ``bench/out/view_bench[_TASK].json``.
 """
 
 import os
@@ -31,7 +32,7 @@ from smallworld.pipeline import onehot  # noqa: E402
 from smallworld.student import modelfile  # noqa: E402
 from smallworld.student.linear import LinearStudent  # noqa: E402
 from smallworld.student.model import Model  # noqa: E402
-from smallworld.tasks import cmdline, load_task  # noqa: E402
+from smallworld.tasks import load_task, mail  # noqa: E402
 
 
 def cpu_rate(fn, n: int, repeats: int) -> float:
@@ -46,14 +47,17 @@ def cpu_rate(fn, n: int, repeats: int) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--task", choices=("cmdlines", "emails"), default="cmdlines")
     ap.add_argument("--items", type=int, default=50_000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "view_bench.json")
+    ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    train = read_split(args.data, "cmdlines", "train")
-    pool = [r["text"] for s in ("train", "dev", "pool", "telemetry") for r in read_split(args.data, "cmdlines", s)]
+    out = args.out or ROOT / "bench" / "out" / ("view_bench.json" if args.task == "cmdlines" else
+                                                f"view_bench_{args.task}.json")
+    train = read_split(args.data, args.task, "train")
+    pool = [r["text"] for s in ("train", "dev", "pool", "telemetry") for r in read_split(args.data, args.task, s)]
     items = (pool * (args.items // len(pool) + 1))[:args.items]
-    task = load_task("cmdlines")
+    task = load_task(args.task)
     res = {"items": len(items)}
     with tempfile.TemporaryDirectory() as tmp:
         for name, t in (("view", task), ("raw", dataclasses.replace(task, normaliser="none"))):
@@ -63,17 +67,27 @@ def main(argv=None) -> int:
             sc = Model(Path(tmp) / name)
             sc.scores(items[:100])  # warm-up: the kernel's JIT cache
             res[f"smallworld_{name}"] = cpu_rate(lambda: sc.scores(items), len(items), args.repeats)
-    res["view_alone"] = cpu_rate(lambda: [cmdline.cmdline_view(x) for x in items], len(items), args.repeats)
+    res["view_alone"] = cpu_rate(lambda: [task.normalise(x) for x in items], len(items), args.repeats)
+    if args.task == "emails":
+        res["view_once"] = cpu_rate(lambda: [mail.email_view(x, True, True, repeat=1) for x in items], len(items),
+                                    args.repeats)
+        res["view_chars"] = sum(len(task.normalise(x)) for x in pool) / len(pool)
+        res["view_once_chars"] = sum(len(mail.email_view(x, True, True, repeat=1)) for x in pool) / len(pool)
     vec, lr = sklearn_model([r["text"] for r in train], [r["label"] for r in train])
     res["scikit_learn"] = cpu_rate(lambda: lr.decision_function(vec.transform(items)), len(items), args.repeats)
     print("| path | items/s (one core) | vs scikit-learn |\n|---|---:|---:|")
-    for k, label in (("smallworld_view", "smallworld, the `cmdlines` view (built-in default)"),
-                     ("view_alone", "the view alone (`cmdline_view`)"),
+    rows = [("smallworld_view", f"smallworld, the `{args.task}` view (built-in default)"),
+            ("view_alone", f"the view alone (`{task.normaliser}`)")]
+    if args.task == "emails":
+        rows.append(("view_once", f"the view alone, feature tokens written once, not {mail.SIGNAL_REPEAT} times"))
+    for k, label in (*rows,
                      ("smallworld_raw", "smallworld, raw text (`normaliser = \"none\"`)"),
                      ("scikit_learn", "scikit-learn (HashingVectorizer + LogisticRegression)")):
         print(f"| {label} | {res[k]:,.0f} | {res[k] / res['scikit_learn']:.2f}× |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=1))
+    if args.task == "emails":
+        print(f"\nmean view length: {res['view_chars']:,.0f} characters ({res['view_once_chars']:,.0f} with the tokens once)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
     return 0
 
 
