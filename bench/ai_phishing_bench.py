@@ -10,7 +10,9 @@ trained or tuned on. The first 60 legitimate ones (``source = "handwritten-mail"
 61 phishing do, a shortcut a link-counting model could take; the 40 added in the seventeenth session
 (``"handwritten-mail-linked"``) are notifications, receipts, resets and shares with links to the senders' own
 domains (``github.com``, ``www.dropbox.com``, ``brightlane.sharepoint.com``, ``www.deutsche-bank.de`` ...). The
-table gives the ROC AUC against all 100 and against each source's legitimate mail. The older generated sets (below) are a secondary row only:
+table gives the ROC AUC against all 100 and against each source's legitimate mail. ``emails_b.jsonl`` (50 phishing
+and their 50 legitimate twins on the same themes, written later) is the set to score a choice made on the first.
+The older generated sets (below) are a secondary row only:
 
     .venv/bin/python bench/ai_phishing_bench.py --data ../shared/data \\
         --phish bench/out/synth/emails_ai_phishing_test*.jsonl --ham bench/out/synth/emails_modern_ham_test*.jsonl \\
