@@ -251,6 +251,7 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
           oversample: float = typer.Option(1.5, "--oversample", help="generate this many times --n, for the filters to drop"),
           style_examples: int = typer.Option(0, "--style-examples", help="real training rows shown per prompt for style (measured: 0 is better with the embedded teacher)"),
           styles: bool = typer.Option(True, "--styles/--no-styles", help="mail: a writer, length, language, setting and link habit drawn per call"),
+          per_call: Optional[int] = typer.Option(None, "--per-call", min=1, max=10, help="items asked per generation call (default: the task's: 5 command lines or URLs, 1 email or page)"),
           cache: Optional[str] = typer.Option(None, "--cache")):
     """Let the teacher write labelled rows for a taxonomy (ATT&CK techniques, phishing lures...), filtered and verified."""
     from . import data as D
@@ -274,7 +275,7 @@ def synth(task: str = typer.Option(..., "--task"), n: int = typer.Option(..., "-
         try:
             rows, rep = synthesize(t, te, n, ents, train_rows, verify=verify, threshold=threshold,
                                    temperature=temperature, seed=seed, weight=weight, oversample=oversample,
-                                   style_examples=style_examples, styles=styles)
+                                   style_examples=style_examples, styles=styles, per_call=per_call)
         finally:
             te.close()
             info(te.usage.render(), markup=False)

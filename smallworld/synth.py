@@ -419,13 +419,17 @@ def choose_entries(task: Task, entries: Sequence[Entry], label: str | None = Non
 def synthesize(task: Task, teacher, n: int, entries: Sequence[Entry], train_rows: Sequence[dict] = (),
                verify: bool = True, threshold: float = 0.5, temperature: float = 0.9, seed: int = 0,
                weight: float = 1.0, oversample: float = 1.5, style_examples: int = 0, styles: bool = True,
-               progress: bool = True) -> tuple[list[dict], SynthReport]:
+               progress: bool = True, per_call: int | None = None) -> tuple[list[dict], SynthReport]:
     """About ``n`` items spread evenly over ``entries``, generating ``oversample`` times as many for the filters:
     generate -> cheap filters (validity, length, placeholders, prompt echoes, exact duplicates) -> near-duplicates
     (in the batch, then against the training data) -> the teacher's verification -> rows."""
     if not entries:
         raise SmallworldError("no taxonomy entries to generate for")
     shape = SHAPES.get(task.name, Shape("item", 3, 500, 5, task.max_item_chars))
+    if per_call is not None:  # more items a call: fewer calls for the same rows, room for each one's tokens
+        if not 1 <= per_call <= 10:
+            raise SmallworldError(f"per_call must be between 1 and 10, not {per_call}")
+        shape = replace(shape, per_call=per_call, max_tokens=shape.max_tokens * per_call // shape.per_call)
     fields = () if shape.email else context_fields(task)
     if fields:  # an object per item (some 90 tokens): one item fewer per call, and room for the event's fields
         shape = replace(shape, per_call=max(1, shape.per_call - 1), max_tokens=shape.max_tokens + 300)

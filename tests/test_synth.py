@@ -9,7 +9,7 @@ import pytest
 from smallworld import data as D
 from smallworld import selection
 from smallworld.errors import SmallworldError
-from smallworld.synth import PLACEHOLDER, SHAPES, _items, load_taxonomy, max_similarity, valid
+from smallworld.synth import PLACEHOLDER, SHAPES, _items, _schema, build_prompt, load_taxonomy, max_similarity, synthesize, valid
 from smallworld.tasks import BUILTIN, load_task
 from tests.conftest import cli
 
@@ -284,3 +284,19 @@ def test_entries_are_chosen_by_id_label_or_group(tmp_path):
     bad.write_text('[[entry]]\nid = "x"\nname = "X"\nlabel = "benign"\nhint = "h"\ngroups = "one"\n')
     with pytest.raises(SmallworldError, match="groups must be a list"):
         load_taxonomy(cmd, [str(bad)])
+
+
+def test_items_per_call_set_the_prompt_the_schema_and_are_bounded():
+    from dataclasses import replace
+
+    task = load_task("emails")
+    entry = load_taxonomy(task)[0]
+    three = replace(SHAPES["emails"], per_call=3)
+    assert "Write 3 different realistic emails of this kind" in build_prompt(task, three, entry, 3)
+    items = _schema(three, 3)["properties"]["items"]
+    assert items["minItems"] == items["maxItems"] == 3 and items["items"]["required"] == ["subject", "body"]
+    for bad in (0, 11):  # refused before any teacher call
+        with pytest.raises(SmallworldError, match="per_call must be between 1 and 10"):
+            synthesize(task, None, 6, [entry], per_call=bad)
+    r = cli("synth", "--task", "emails", "--n", "3", "--per-call", "0", "--out", "x.jsonl", check=False)
+    assert r.returncode != 0 and "--per-call" in r.stderr and not (Path(__file__).parents[1] / "x.jsonl").exists()
